@@ -1,0 +1,1 @@
+"""Item feature extractors (base, clip, qwenvl, sda) writing feature sets (featureset.py)."""

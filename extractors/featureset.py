@@ -1,0 +1,70 @@
+"""The feature set (DESIGN contract 2): image_feat.npy + text_feat.npy + meta.json.
+
+Rows are items in dataset order (float32; MMRec's file names). meta.json records the
+extractor, model id and revision, prompt and pooling settings, dims, the dataset content
+hash and the cache key derived from all of these.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.fileio import atomic_dir, read_json, write_json
+
+FILES = ("image_feat.npy", "text_feat.npy", "meta.json")
+
+
+@dataclass
+class FeatureSet:
+    image: np.ndarray
+    text: np.ndarray
+    meta: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def key(self) -> str:
+        return self.meta.get("key", "")
+
+    def sequential_table(self) -> np.ndarray:
+        """`[image ‖ text]` per item: the sequential models' frozen input table."""
+        return np.concatenate([self.image, self.text], axis=1).astype(np.float32)
+
+    def check(self, dataset) -> "FeatureSet":
+        """Refuse a feature set made for another data set, or one holding NaN/inf values."""
+        where = self.path or "feature set"
+        if self.meta.get("dataset_hash") != dataset.content_hash:
+            raise HarnessError(
+                f"{where} was made for data set hash {self.meta.get('dataset_hash')}, not "
+                f"{dataset.content_hash} ({dataset.name}); extract features for this data set again.")
+        for name, arr in (("image", self.image), ("text", self.text)):
+            if arr.ndim != 2 or arr.shape[0] != dataset.n_items:
+                raise HarnessError(f"{where}: {name} features have shape {arr.shape}, but the data set "
+                                   f"has {dataset.n_items} items; extract features again.")
+            if not np.isfinite(arr).all():
+                raise HarnessError(f"{where}: {name} features hold NaN or infinite values; "
+                                   "extract them again (check the extractor's dtype and inputs).")
+        return self
+
+    def save(self, path: Path) -> Path:
+        meta = self.meta | {"image_dim": int(self.image.shape[1]), "text_dim": int(self.text.shape[1]),
+                            "items": int(self.image.shape[0])}
+        with atomic_dir(path) as tmp:
+            np.save(tmp / "image_feat.npy", np.ascontiguousarray(self.image, dtype=np.float32))
+            np.save(tmp / "text_feat.npy", np.ascontiguousarray(self.text, dtype=np.float32))
+            write_json(tmp / "meta.json", meta)
+        self.path, self.meta = Path(path), meta
+        return self.path
+
+    @classmethod
+    def load(cls, path: Path, dataset=None) -> "FeatureSet":
+        path = Path(path)
+        missing = [f for f in FILES if not (path / f).exists()]
+        if missing:
+            raise HarnessError(f"{path} is not a feature set (no {missing[0]}); run "
+                               "`python -m harness extract` for it.")
+        features = cls(np.load(path / "image_feat.npy"), np.load(path / "text_feat.npy"),
+                       read_json(path / "meta.json"), path)
+        return features.check(dataset) if dataset is not None else features

@@ -1,0 +1,45 @@
+"""run: train and evaluate one (model, extractor, data set) configuration."""
+from __future__ import annotations
+
+from harness.commands import add_common
+
+ORDER = 20
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("run", help="train one recommender with one feature set and write results/",
+                       description="Train one recommender on one data set with one extractor's "
+                                   "features; print overall and tail HR@10/NDCG@10 and where the CSV went.")
+    p.add_argument("--model", "-m", required=True, help="pop | sasrec | ...")
+    p.add_argument("--extractor", "-e", default="base", help="base (default) | clip | qwenvl | sda")
+    p.add_argument("--force", action="store_true", help="re-run even if this run key is finished")
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: auto)")
+    add_common(p)
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from harness.config import parse_overrides
+    from harness.runner import RunSpec, check_known, execute, headline
+
+    check_known(args.model, args.extractor)
+    overrides = parse_overrides(args.overrides)
+    if args.device:
+        overrides["train.device"] = args.device
+    spec = RunSpec.resolve(args.model, args.dataset, args.extractor, args.profile, overrides)
+    out = execute(spec, force=args.force)
+    manifest = out["manifest"]
+    print(f"\n{spec.model} on {spec.dataset} with {spec.extractor} features "
+          f"[{spec.profile}] run {out['run_key']}")
+    if manifest.get("note"):
+        print(f"note: {manifest['note']}")
+    for protocol in ("sampled", "full"):
+        table = headline(out["metrics"], protocol)
+        if len(table):
+            label = "100 fixed negatives" if protocol == "sampled" else "full ranking"
+            print(f"\n{label}:\n{table.to_string(float_format=lambda v: f'{v:.4f}')}")
+    ident = manifest["identity"]
+    print(f"\nbest epoch {ident['best_epoch']} of {ident['epochs']}, "
+          f"{ident['seconds_per_epoch']:.2f} s/epoch, {ident['wall_seconds']:.1f} s in all")
+    print(f"results: {out['dir'] / 'metrics.csv'} (all runs: {out['dir'].parent.parent / 'metrics.csv'})")
+    return 0

@@ -1,0 +1,1 @@
+"""Data sets: raw sources, recipes, the dataset directory (DESIGN contract 1) and exports."""

@@ -1,0 +1,61 @@
+"""prepare: a data set spec -> its dataset directory under artifacts/datasets/, found by content."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from harness.config import artifacts_dir
+from harness.data.build import build_dataset
+from harness.data.dataset import Dataset
+from harness.data.recipes import apply_recipe
+from harness.data.sequences import read_sequences_source
+from harness.data.spec import DatasetSpec, dataset_spec
+from harness.errors import HarnessError
+from harness.fileio import file_sha256, stable_key
+
+
+def _read_source(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, dict, str]:
+    """Raw interactions (user, item, time), item table, source file hashes, item-table file."""
+    if spec.source == "sequences":
+        folder = spec.resolve(spec.path)
+        users, histories, items = read_sequences_source(folder)
+        inter = pd.DataFrame({
+            "user": [u for u, h in zip(users, histories) for _ in h],
+            "item": [i for h in histories for i in h],
+            "time": [t for h in histories for t in range(len(h))],
+        })
+        files = [folder / "sequences.txt", folder / "items.tsv"]
+        return inter, items, {p.name: file_sha256(p) for p in files}, str(folder / "items.tsv")
+    if spec.source == "amazon":
+        from harness.data.amazon import read_amazon_source
+
+        return read_amazon_source(spec)
+    raise HarnessError(f"unknown source '{spec.source}' in data set '{spec.name}'; use sequences or amazon.")
+
+
+def dataset_dir(spec: DatasetSpec) -> Path:
+    key = stable_key({"settings": spec.recipe_settings() | {"min_count": spec.min_count},
+                      "inputs": [spec.path, spec.reviews, spec.ratings, spec.meta]}, 10)
+    return artifacts_dir() / "datasets" / f"{spec.name}-{key}"
+
+
+def prepare(spec: DatasetSpec, out_dir: Path | None = None, force: bool = False) -> Dataset:
+    out_dir = Path(out_dir) if out_dir else dataset_dir(spec)
+    if (out_dir / "meta.json").exists() and not force:
+        return Dataset(out_dir)
+    inter, items, hashes, items_where = _read_source(spec)
+    inter = apply_recipe(inter, spec.recipe, spec.min_count, spec.min_user_len)
+    render = None
+    if spec.images == "render":
+        from extractors.images import render_item_images as render
+    build_dataset(out_dir, inter, items, spec, hashes, items_where, render_images=render)
+    return Dataset(out_dir)
+
+
+def load_dataset(name_or_path: str, profile: str | None = None, overrides: dict | None = None) -> Dataset:
+    """A prepared directory path, or a configured data set name (prepared on first use)."""
+    path = Path(name_or_path)
+    if (path / "meta.json").exists():
+        return Dataset(path)
+    return prepare(dataset_spec(name_or_path, profile, overrides))

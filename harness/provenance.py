@@ -1,0 +1,44 @@
+"""What every result records about where it came from: git commit, package versions, machine."""
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from importlib import metadata
+
+from harness.config import REPO_ROOT
+
+PACKAGES = ("torch", "numpy", "pandas", "scipy", "transformers", "peft", "scikit-learn",
+            "sentence-transformers", "ray")
+
+
+def git_commit() -> str:
+    """HEAD's hash, with "+dirty" when tracked files differ from it; "unknown" outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def machine() -> dict[str, str]:
+    import os
+
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpus": str(os.cpu_count()), "gpu": gpu}

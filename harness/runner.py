@@ -1,0 +1,141 @@
+"""run: one recommender on one data set with one feature set -> results/runs/<key>/."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from harness.config import artifacts_dir, build, load_group, load_profile, split_overrides
+from harness.data.prepare import load_dataset
+from harness.errors import HarnessError
+from harness.fileio import stable_key
+from harness.provenance import git_commit, machine, versions
+from harness.store import ResultStore
+
+
+@dataclass
+class RunSpec:
+    """Everything that identifies one run; rebuilt from a flat dict (a grid or CSV row)."""
+
+    model: str
+    dataset: str = "beauty"
+    extractor: str = "base"
+    profile: str = "mini"
+    params: dict = field(default_factory=dict)  # model hyper-parameters, resolved
+    train: dict = field(default_factory=dict)  # TrainConfig fields, resolved
+
+    @classmethod
+    def resolve(cls, model: str, dataset: str, extractor: str = "base", profile: str | None = None,
+                overrides: dict | None = None) -> "RunSpec":
+        """Model YAML defaults < profile < overrides ("train.x" for the trainer, "x" for the model)."""
+        from recommenders import MODELS
+        from recommenders.trainer import TrainConfig
+
+        model_cls = MODELS.get(model)
+        prof = load_profile(profile)
+        model_cfg = load_group("models", model)
+        groups = split_overrides(overrides or {}, ("train", "model"))
+        params = {**model_cfg.get("defaults", {}), **prof.get("models", {}).get(model, {}),
+                  **groups["model"], **groups[""]}
+        params = model_cls.resolve_params(params)
+        train = {**model_cfg.get("train", {}), **prof.get("train", {}), **groups["train"]}
+        if model_cfg.get("train", {}).get("max_epochs") == 0:
+            train["max_epochs"] = 0  # nothing to train, whatever the profile says
+        train = dataclasses.asdict(build(TrainConfig, train, "the trainer (train.*)"))
+        return cls(model, dataset, extractor, prof["name"], params, train)
+
+    def key(self, data_hash: str, feature_key: str) -> str:
+        train = {k: v for k, v in self.train.items() if k not in ("progress", "device", "eval_batch_size")}
+        return stable_key({"model": self.model, "params": self.params, "extractor": self.extractor,
+                           "features": feature_key, "data": data_hash, "train": train})
+
+
+def load_features_for(spec: RunSpec, dataset, model_cls):
+    """The feature set the model needs, extracted on first use; None for ID-only models."""
+    if not model_cls.wants_features(spec.extractor):
+        return None
+    from extractors.store import load_or_extract
+
+    return load_or_extract(dataset, spec.extractor, spec.profile)
+
+
+def execute(spec: RunSpec, store: ResultStore | None = None, dataset=None, features=None,
+            force: bool = False) -> dict:
+    """Train and evaluate one run; returns its summary (skips the work when already finished)."""
+    from recommenders import MODELS
+    from recommenders.trainer import TrainConfig, Trainer
+
+    store = store or ResultStore()
+    model_cls = MODELS.get(spec.model)
+    dataset = dataset or load_dataset(spec.dataset, spec.profile)
+    if features is None:
+        features = load_features_for(spec, dataset, model_cls)
+    feature_key = features.key if features is not None else "id"
+    run_key = spec.key(dataset.content_hash, feature_key)
+    if store.is_finished(run_key) and not force:
+        return summarize(store, run_key)
+
+    config = TrainConfig(**spec.train)
+    from recommenders.trainer import seed_everything
+
+    seed_everything(config.seed)
+    model = model_cls(dataset, features, **spec.params)
+    checkpoint = artifacts_dir() / "checkpoints" / f"{run_key}.pt"
+    began = time.perf_counter()
+    trainer = Trainer(model, dataset, config, checkpoint=checkpoint)
+    result = trainer.fit()
+    trained = time.perf_counter()
+    evaluations = trainer.evaluate_all()
+    finished = time.perf_counter()
+    prof = load_profile(spec.profile)
+    identity = {"run_key": run_key, "model": spec.model, "extractor": spec.extractor,
+                "dataset": spec.dataset, "profile": spec.profile, "data_hash": dataset.content_hash,
+                "feature_key": feature_key, "seed": config.seed,
+                "params": stable_json(spec.params), "best_epoch": result.best_epoch,
+                "epochs": result.epochs_run, "seconds_per_epoch": round(result.seconds_per_epoch, 4),
+                "wall_seconds": round(finished - began, 3)}
+    manifest = {"identity": identity, "spec": dataclasses.asdict(spec), "note": prof.get("note", ""),
+                "git_commit": git_commit(), "versions": versions(), "machine": machine(),
+                "device": str(trainer.device), "dataset_path": str(dataset.path),
+                "feature_path": str(features.path) if features is not None else None,
+                "timings": {"train_seconds": trained - began, "eval_seconds": finished - trained,
+                            "seconds_per_epoch": result.seconds_per_epoch},
+                "peak_memory_mb": result.peak_memory_mb, "history": result.history}
+    store.write_run(run_key, identity, evaluations, manifest)
+    checkpoint.unlink(missing_ok=True)
+    return summarize(store, run_key)
+
+
+def stable_json(obj) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True)
+
+
+def summarize(store: ResultStore, run_key: str) -> dict:
+    return {"run_key": run_key, "dir": store.run_dir(run_key), "metrics": store.metrics(run_key),
+            "manifest": store.manifest(run_key)}
+
+
+def headline(metrics: pd.DataFrame, protocol: str = "sampled") -> pd.DataFrame:
+    """Overall and tail HR@10 / NDCG@10 for validation and test, with group sizes."""
+    part = metrics[(metrics["protocol"] == protocol) & (metrics["k"] == 10)]
+    table = part.pivot_table(index=["split", "group"], columns="metric", values="value", sort=False)
+    table["n"] = part.groupby(["split", "group"], sort=False)["n"].first()
+    table = table.rename(columns={"hit": "HR@10", "ndcg": "NDCG@10"})
+    return table[["HR@10", "NDCG@10", "n"]]
+
+
+def check_known(model: str, extractor: str) -> None:
+    from recommenders import MODELS
+
+    MODELS.check(model)
+    try:
+        from extractors.registry import EXTRACTORS
+    except ImportError:
+        if extractor != "base":
+            raise HarnessError(f"unknown extractor '{extractor}'; only 'base' is available.") from None
+        return
+    EXTRACTORS.check(extractor)

@@ -1,0 +1,172 @@
+"""One epoch loop for every model: seeded batches, validation on the fixed negatives each epoch,
+early stopping with patience, best state kept, test once at the end, resumable per epoch."""
+from __future__ import annotations
+
+import copy
+import random
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from harness.evaluate import Evaluation, full_ranks, sampled_ranks
+from harness.fileio import atomic_path
+from recommenders.sampling import eval_batches, pairwise_batches, sequence_batches
+
+
+@dataclass
+class TrainConfig:
+    max_epochs: int = 200
+    patience: int = 20
+    valid_metric: str = "ndcg@10"  # picked on sampled validation, overall group
+    eval_batch_size: int = 1024
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 2024
+    full_ranking: bool = True  # also report full-catalogue ranking at the end
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int = 0
+    epochs_run: int = 0
+    history: list[dict] = field(default_factory=list)  # epoch, loss, valid metric, seconds
+    seconds_per_epoch: float = 0.0
+    peak_memory_mb: float = 0.0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+class Trainer:
+    def __init__(self, model, dataset, config: TrainConfig, checkpoint: Path | None = None):
+        self.model, self.dataset, self.config = model, dataset, config
+        self.device = resolve_device(config.device)
+        self.model.to(self.device)
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.max_len = model.params.get("max_len") if model.input_type == "sequence" else None
+
+    # -- training -------------------------------------------------------------------------
+    def _batches(self, rng):
+        p = self.model.params
+        if self.model.input_type == "sequence":
+            return sequence_batches(self.dataset, p["batch_size"], p["max_len"], rng)
+        return pairwise_batches(self.dataset, p["batch_size"], rng)
+
+    def _train_epoch(self, optimizer, rng, epoch: int) -> float:
+        self.model.train()
+        self.model.on_epoch_start(epoch)
+        total, count = 0.0, 0
+        batches = tqdm(self._batches(rng), desc=f"epoch {epoch}", leave=False,
+                       disable=not self.config.progress, unit="batch")
+        for batch in batches:
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            loss = self.model.calculate_loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total, count = total + loss.item(), count + 1
+        return total / max(count, 1)
+
+    def _state(self, optimizer, rng, epoch, best, result) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                "best": best, "result": result, "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+    def _save(self, state: dict) -> None:
+        if self.checkpoint:
+            with atomic_path(self.checkpoint) as tmp:
+                torch.save(state, tmp)
+
+    def fit(self) -> TrainResult:
+        cfg, metric = self.config, self.config.valid_metric
+        seed_everything(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        result = TrainResult()
+        if not any(p.requires_grad for p in self.model.parameters()):
+            return result
+        optimizer = torch.optim.Adam((p for p in self.model.parameters() if p.requires_grad),
+                                     lr=self.model.params["lr"], weight_decay=self.model.params["weight_decay"])
+        best = {"value": -np.inf, "epoch": 0, "state": None, "bad": 0}
+        start = 1
+        if self.checkpoint and self.checkpoint.exists():
+            state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+            self.model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            rng.bit_generator.state = state["numpy_rng"]
+            torch.set_rng_state(state["torch_rng"])
+            if state["cuda_rng"] is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+            best, result, start = state["best"], state["result"], state["epoch"] + 1
+        bar = tqdm(range(start, cfg.max_epochs + 1), desc=self.model.name, initial=start - 1,
+                   total=cfg.max_epochs, disable=not cfg.progress, unit="epoch")
+        for epoch in bar:
+            if best["bad"] >= cfg.patience:
+                break
+            began = time.perf_counter()
+            loss = self._train_epoch(optimizer, rng, epoch)
+            seconds = time.perf_counter() - began
+            value = self.evaluate("valid", "sampled").value(*_metric_parts(metric))
+            result.history.append({"epoch": epoch, "loss": loss, f"valid_{metric}": value, "seconds": seconds})
+            if value > best["value"]:
+                best = {"value": value, "epoch": epoch, "bad": 0,
+                        "state": copy.deepcopy({k: v.cpu() for k, v in self.model.state_dict().items()})}
+            else:
+                best["bad"] += 1
+            bar.set_postfix(loss=f"{loss:.4f}", **{metric: f"{value:.4f}"})
+            self._save(self._state(optimizer, rng, epoch, best, result))
+        if best["state"] is not None:
+            self.model.load_state_dict(best["state"])
+        result.best_epoch = best["epoch"]
+        result.epochs_run = len(result.history)
+        result.seconds_per_epoch = float(np.mean([h["seconds"] for h in result.history])) if result.history else 0.0
+        result.peak_memory_mb = peak_memory_mb(self.device)
+        return result
+
+    # -- evaluation -----------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, split: str, protocol: str) -> Evaluation:
+        """`protocol`: sampled (target + fixed negatives) or full (whole catalogue, history masked)."""
+        self.model.eval()
+        self.model.on_eval_start()
+        sampled = protocol == "sampled"
+        ranks = np.empty(self.dataset.n_users, dtype=np.int64)
+        exclude = None if sampled else self.dataset.interaction_matrix
+        for batch in eval_batches(self.dataset, split, self.config.eval_batch_size, self.max_len, sampled):
+            users = batch["users"].numpy()
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            if sampled:
+                ranks[users] = sampled_ranks(self.model.predict(batch))
+            else:
+                scores = self.model.full_sort_predict(batch)
+                ranks[users] = full_ranks(scores, self.dataset.targets[split][users], exclude[users])
+        return Evaluation.from_ranks(ranks, self.dataset.tail_users(split))
+
+    def evaluate_all(self) -> dict[tuple[str, str], Evaluation]:
+        protocols = ("sampled", "full") if self.config.full_ranking else ("sampled",)
+        return {(s, p): self.evaluate(s, p) for s in ("valid", "test") for p in protocols}
+
+
+def _metric_parts(name: str) -> tuple[str, int]:
+    metric, k = name.split("@")
+    return metric, int(k)

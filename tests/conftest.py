@@ -1,0 +1,37 @@
+"""Shared fixtures. Tests write artifacts and results into temporary folders, never the repo's."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_outputs(tmp_path_factory):
+    """Prepared data sets are shared across the session; results go to a fresh folder."""
+    root = tmp_path_factory.mktemp("harness")
+    os.environ["HARNESS_ARTIFACTS"] = str(root / "artifacts")
+    os.environ["HARNESS_RESULTS"] = str(root / "results")
+    os.environ["HARNESS_PROFILE"] = "mini"
+    yield root
+
+
+@pytest.fixture(scope="session")
+def mini_beauty():
+    from harness.data.prepare import load_dataset
+
+    return load_dataset("beauty")
+
+
+@pytest.fixture(scope="session")
+def beauty_5core():
+    from harness.data.prepare import load_dataset
+
+    return load_dataset("beauty-5core")
