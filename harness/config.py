@@ -93,3 +93,16 @@ def build(cls, values: dict, where: str):
 def load_profile(name: str | None = None) -> dict:
     name = profile_name(name)
     return load_group("profiles", name) | {"name": name}
+
+
+def build_settings(owner: str, defaults: dict, values: dict) -> dict:
+    """`defaults` updated by `values`, refusing keys `defaults` does not have."""
+    unknown = sorted(set(values) - set(defaults))
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], defaults, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise HarnessError(f"'{owner}' takes no setting '{unknown[0]}'.{hint} "
+                           f"It takes: {', '.join(sorted(defaults))}.")
+    return {**defaults, **values}

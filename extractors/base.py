@@ -1,0 +1,29 @@
+"""The extractor interface: settings in, a FeatureSet for a prepared data set out.
+
+Like a scikit-learn estimator, the constructor only stores settings, so an extractor is rebuilt
+from the flat dict in a feature set's meta.json. Everything that changes the output (model id
+and revision, prompts, pooling, dims, image handling) must be in `settings()`: the feature
+cache key is derived from it and the data set's content hash.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+from extractors.featureset import FeatureSet
+
+
+class Extractor:
+    name: ClassVar[str] = ""
+    defaults: ClassVar[dict] = {}
+
+    def __init__(self, **settings):
+        from harness.config import build_settings
+
+        self._settings = build_settings(self.name, self.defaults, settings)
+
+    def settings(self) -> dict:
+        return dict(self._settings)
+
+    def extract(self, dataset, progress: bool = True) -> FeatureSet:
+        """Features for every item of `dataset`, in its row order (not yet saved)."""
+        raise NotImplementedError  # every concrete extractor defines it
