@@ -18,6 +18,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from harness.config import build_settings
 from harness.errors import HarnessError
 
 COMMON_DEFAULTS = {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 2048}
@@ -42,16 +43,7 @@ class Recommender(nn.Module):
 
     @classmethod
     def resolve_params(cls, params: dict) -> dict:
-        allowed = COMMON_DEFAULTS | cls.defaults
-        unknown = sorted(set(params) - set(allowed))
-        if unknown:
-            import difflib
-
-            close = difflib.get_close_matches(unknown[0], allowed, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise HarnessError(f"model '{cls.name}' takes no parameter '{unknown[0]}'.{hint} "
-                               f"It takes: {', '.join(sorted(allowed))}.")
-        return allowed | params
+        return build_settings(f"model {cls.name}", COMMON_DEFAULTS | cls.defaults, params)
 
     def calculate_loss(self, batch: dict) -> torch.Tensor:
         raise HarnessError(f"model '{self.name}' has nothing to train.")
