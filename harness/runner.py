@@ -120,11 +120,13 @@ def summarize(store: ResultStore, run_key: str) -> dict:
 
 
 def headline(metrics: pd.DataFrame, protocol: str = "sampled") -> pd.DataFrame:
-    """Overall and tail HR@10 / NDCG@10 for validation and test, with group sizes."""
+    """Overall and tail HR@10 / NDCG@10 for validation and test, with group sizes (NaN, n=0 when empty)."""
     part = metrics[(metrics["protocol"] == protocol) & (metrics["k"] == 10)]
-    table = part.pivot_table(index=["split", "group"], columns="metric", values="value", sort=False)
-    table["n"] = part.groupby(["split", "group"], sort=False)["n"].first()
-    table = table.rename(columns={"hit": "HR@10", "ndcg": "NDCG@10"})
+    table = part.pivot(index=["split", "group"], columns="metric", values="value")
+    table["n"] = part.groupby(["split", "group"])["n"].first()
+    order = [(s, g) for s in ("valid", "test") for g in ("overall", "tail") if (s, g) in table.index]
+    table = table.loc[order].rename(columns={"hit": "HR@10", "ndcg": "NDCG@10"})
+    table.columns.name = None
     return table[["HR@10", "NDCG@10", "n"]]
 
 

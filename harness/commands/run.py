@@ -29,8 +29,9 @@ def main(args) -> int:
     spec = RunSpec.resolve(args.model, args.dataset, args.extractor, args.profile, overrides)
     out = execute(spec, force=args.force)
     manifest = out["manifest"]
-    print(f"\n{spec.model} on {spec.dataset} with {spec.extractor} features "
-          f"[{spec.profile}] run {out['run_key']}")
+    ident = manifest["identity"]
+    inputs = "IDs only (no features)" if ident["feature_key"] == "id" else f"{spec.extractor} features"
+    print(f"\n{spec.model} on {spec.dataset} with {inputs} [{spec.profile}] run {out['run_key']}")
     if manifest.get("note"):
         print(f"note: {manifest['note']}")
     for protocol in ("sampled", "full"):
@@ -38,7 +39,6 @@ def main(args) -> int:
         if len(table):
             label = "100 fixed negatives" if protocol == "sampled" else "full ranking"
             print(f"\n{label}:\n{table.to_string(float_format=lambda v: f'{v:.4f}')}")
-    ident = manifest["identity"]
     print(f"\nbest epoch {ident['best_epoch']} of {ident['epochs']}, "
           f"{ident['seconds_per_epoch']:.2f} s/epoch, {ident['wall_seconds']:.1f} s in all")
     print(f"results: {out['dir'] / 'metrics.csv'} (all runs: {out['dir'].parent.parent / 'metrics.csv'})")

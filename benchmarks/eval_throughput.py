@@ -1,0 +1,60 @@
+"""Evaluator throughput: 50,000 users x 101 candidates, and full ranking over Beauty 5-core.
+
+    python benchmarks/eval_throughput.py [--repeats 3]
+
+Random scores (float32); the full-ranking case masks each user's other interactions, as runs do.
+Prints users per second; docs/benchmarks.md records the numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from harness.data.prepare import load_dataset
+from harness.evaluate import Evaluation, full_ranks, sampled_ranks
+
+
+def best_of(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=2048, help="users per full-ranking batch")
+    args = parser.parse_args()
+    gen = torch.Generator().manual_seed(0)
+
+    scores = torch.rand(50_000, 101, generator=gen)
+    tail = np.zeros(50_000, dtype=bool)
+    seconds = best_of(lambda: Evaluation.from_ranks(sampled_ranks(scores), tail).summary(), args.repeats)
+    print(f"sampled: 50,000 users x 101 candidates in {seconds:.3f} s "
+          f"({50_000 / seconds:,.0f} users/s)")
+
+    data = load_dataset("beauty-5core")
+    targets = data.targets["test"]
+    mask = data.interaction_matrix
+
+    def full():
+        ranks = np.empty(data.n_users, dtype=np.int64)
+        for start in range(0, data.n_users, args.batch):
+            users = np.arange(start, min(start + args.batch, data.n_users))
+            batch_scores = torch.rand(len(users), data.n_items, generator=gen)
+            ranks[users] = full_ranks(batch_scores, targets[users], mask[users])
+        Evaluation.from_ranks(ranks, data.tail_users("test")).summary()
+
+    seconds = best_of(full, args.repeats)
+    print(f"full ranking: {data.n_users:,} users x {data.n_items:,} items in {seconds:.3f} s "
+          f"({data.n_users / seconds:,.0f} users/s, score generation included)")
+
+
+if __name__ == "__main__":
+    main()
