@@ -21,6 +21,22 @@ def add_parser(sub) -> None:
     add_common(stats)
     stats.set_defaults(func=stats_main)
 
+    export = actions.add_parser("export", help="write the data set in MMRec's or RecBole's file layout")
+    export.add_argument("--format", required=True, choices=("mmrec", "recbole"), dest="fmt",
+                        help="mmrec: <name>.inter (userID itemID x_label); recbole: atomic files")
+    export.add_argument("--out", required=True, help="folder for the files (e.g. MMRec's data/<name>)")
+    export.add_argument("--features", default=None,
+                        help="mmrec: a feature set folder whose image_feat.npy/text_feat.npy to copy")
+    add_common(export)
+    export.set_defaults(func=export_main)
+
+    images = actions.add_parser("images", help="download item images from their URLs (resumable)")
+    images.add_argument("--workers", type=int, default=8, help="parallel downloads (default: 8)")
+    images.add_argument("--retries", type=int, default=3, help="extra tries per image (default: 3)")
+    images.add_argument("--timeout", type=float, default=20.0, help="seconds per request (default: 20)")
+    add_common(images)
+    images.set_defaults(func=images_main)
+
 
 def _dataset(args):
     from harness.config import parse_overrides
@@ -54,4 +70,26 @@ def stats_main(args) -> int:
     with atomic_path(out) as tmp:
         row.to_csv(tmp, index=False)
     print(f"written: {out}")
+    return 0
+
+
+def export_main(args) -> int:
+    from harness.data.export import export
+
+    dataset = _dataset(args)
+    written = export(dataset, args.fmt, args.out, args.features)
+    print(f"exported {dataset.name} ({args.fmt}): {', '.join(p.name for p in written)} -> {args.out}")
+    return 0
+
+
+def images_main(args) -> int:
+    from harness.data.images import REPORT_CSV, FetchSettings, download_images
+
+    dataset = _dataset(args)
+    counts = download_images(dataset, args.workers, FetchSettings(args.retries, args.timeout))
+    print(f"images of {dataset.name}: {counts['downloaded']} downloaded, {counts['already_present']} "
+          f"already there, {counts['failed']} failed, {counts['no_url']} without URL; "
+          f"{counts['present']} of {counts['items']} items have an image.")
+    if counts["missing"]:
+        print(f"missing: {dataset.path / REPORT_CSV} (run again to retry the failed ones)")
     return 0

@@ -35,7 +35,9 @@ def _read_source(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, dict, s
 
 
 def dataset_dir(spec: DatasetSpec) -> Path:
+    # The domain is in meta.json (the prompts read it), so a new domain is a new directory.
     key = stable_key({"settings": spec.recipe_settings() | {"min_count": spec.min_count},
+                      "domain": spec.domain,
                       "inputs": [spec.path, spec.reviews, spec.ratings, spec.meta]}, 10)
     return artifacts_dir() / "datasets" / f"{spec.name}-{key}"
 
@@ -43,7 +45,12 @@ def dataset_dir(spec: DatasetSpec) -> Path:
 def prepare(spec: DatasetSpec, out_dir: Path | None = None, force: bool = False) -> Dataset:
     out_dir = Path(out_dir) if out_dir else dataset_dir(spec)
     if (out_dir / "meta.json").exists() and not force:
-        return Dataset(out_dir)
+        dataset = Dataset(out_dir)
+        # An explicit --out may hold another preparation: never hand it back as this one.
+        if dataset.name != spec.name or dataset.meta["recipe"] != spec.recipe_settings():
+            raise HarnessError(f"{out_dir} holds {dataset.name} prepared with other settings "
+                               f"({dataset.meta['recipe']}); add --force to replace it or choose another --out.")
+        return dataset
     inter, items, hashes, items_where = _read_source(spec)
     inter = apply_recipe(inter, spec.recipe, spec.min_count, spec.min_user_len)
     render = None
