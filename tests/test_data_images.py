@@ -75,6 +75,7 @@ def test_download_retry_404_report_and_resume(server, tmp_path):
     (ds.path / "images").mkdir()
     (ds.path / "images" / ".000000.jpg.x.tmp").write_bytes(b"left by a killed run")
 
+    before = ds.images_fingerprint()
     counts = download_images(ds, workers=3, settings=FAST, progress=False)
     assert counts == {"items": 6, "with_url": 5, "already_present": 0, "downloaded": 3, "failed": 2,
                       "no_url": 1, "present": 3, "missing": 3}
@@ -91,6 +92,12 @@ def test_download_retry_404_report_and_resume(server, tmp_path):
     assert "HTTP 404" in report.loc[0, "error"] and "not an image (text/html)" in report.loc[2, "error"]
     assert json.loads((ds.path / REPORT_JSON).read_text())["counts"] == counts
     assert Dataset(ds.path).content_hash == ds.content_hash  # the data set itself is untouched
+
+    # The extractors read the fetched files; the images fingerprint (in feature keys) moved.
+    fresh = Dataset(ds.path)
+    assert fresh.image_files[:2] == ["images/000000.jpg", "images/000001.png"]
+    assert fresh.image_files[2] == urls[2] and fresh.image_files[4] == ""
+    assert fresh.images_fingerprint() != before
 
     # Resume: nothing new is fetched; the failed ones are tried again and fail again.
     again = download_images(ds, workers=2, settings=FAST, progress=False)

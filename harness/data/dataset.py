@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from harness.data.build import CONTENT_FILES, FORMAT_VERSION
 from harness.errors import HarnessError
-from harness.fileio import read_json
+from harness.fileio import read_json, stable_key
 
 SPLITS = ("valid", "test")
 
@@ -51,6 +51,26 @@ class Dataset:
         table = pd.read_csv(self.path / "items.csv", keep_default_na=False)
         table["meta"] = table["meta"].map(json.loads)
         return table
+
+    @cached_property
+    def image_files(self) -> list[str]:
+        """Per item, its image as the extractors read it: the `image` value when it names a local
+        file, else the file `data images` fetched into images/, else the value as it is (a URL or
+        empty: the extractors count it as missing)."""
+        from harness.data.images import local_images
+
+        fetched = local_images(self.path)
+        files = []
+        for index, value in enumerate(self.items["image"].astype(str)):
+            local = bool(value) and "://" not in value and (self.path / value).is_file()
+            files.append(value if local else fetched.get(index, value))
+        return files
+
+    def images_fingerprint(self) -> str:
+        """Names and sizes of the files under images/: changes when images are fetched or
+        replaced, so feature caches keyed on it are not reused across image changes."""
+        files = sorted(p for p in (self.path / "images").glob("*") if not p.name.startswith("."))
+        return stable_key([(p.name, p.stat().st_size) for p in files])
 
     @cached_property
     def train_sequences(self) -> list[np.ndarray]:

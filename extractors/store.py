@@ -1,0 +1,120 @@
+"""Feature sets on disk: settings resolved from configs, cached by content, extracted on a miss.
+
+Settings = configs/extractors/<name>.yaml < its `profiles: <profile>` block < overrides; empty
+`domain` / `image_features` settings are filled from the data set's own config, so they count
+in the key. Cache key = stable_key(extractor, settings, data set content hash, code version);
+the set lives in artifacts/features/<data set>/<extractor>/<key>/ and is found by that key and
+checked against the data set, never trusted by name. Settings that only change speed or
+placement (an extractor's `run_settings`) stay out of the key.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from extractors.featureset import FeatureSet
+from extractors.registry import EXTRACTORS
+from harness.config import artifacts_dir, load_group, profile_name
+from harness.errors import HarnessError
+from harness.fileio import stable_key
+
+
+def extractor_settings(name: str, profile: str | None = None, overrides: dict | None = None) -> dict:
+    """configs/extractors/<name>.yaml with its profile block and `overrides` applied."""
+    raw = dict(load_group("extractors", name))
+    per_profile = raw.pop("profiles", {}) or {}
+    profile = profile_name(profile)
+    if per_profile and profile not in per_profile:
+        raise HarnessError(f"extractor '{name}' has no settings for profile '{profile}'; use one of "
+                           f"{sorted(per_profile)} or add it to configs/extractors/{name}.yaml.")
+    return {**raw, **(per_profile.get(profile) or {}), **(overrides or {})}
+
+
+def _dataset_values(dataset, profile: str) -> dict:
+    """The settings a data set's config supplies: its prompt domain word and CNN feature file."""
+    values = {"domain": dataset.meta.get("domain", "item")}
+    try:
+        from harness.data.spec import dataset_spec
+
+        spec = dataset_spec(dataset.name, profile)
+    except HarnessError:  # a data set prepared from a directory without a config
+        return values | {"image_features": ""}
+    return values | {"image_features": str(spec.resolve(spec.image_features)) if spec.image_features else ""}
+
+
+def make_extractor(name: str, dataset, profile: str | None = None, overrides: dict | None = None):
+    """The configured extractor `name` for `dataset` (nothing heavy is loaded yet)."""
+    cls = EXTRACTORS.get(name)
+    values = extractor_settings(name, profile, overrides)
+    from_dataset = _dataset_values(dataset, profile_name(profile))
+    for key, value in from_dataset.items():
+        if key in cls.defaults and not values.get(key, cls.defaults[key]):
+            values[key] = value
+    return cls(**values)
+
+
+def _key(extractor, dataset, leave_out: tuple = ()) -> str:
+    skip = set(getattr(extractor, "run_settings", ())) | set(leave_out)
+    settings = {k: v for k, v in extractor.settings().items() if k not in skip}
+    return stable_key({"extractor": extractor.name, "settings": settings,
+                       "dataset": dataset.content_hash, "images": dataset.images_fingerprint(),
+                       "code_version": getattr(extractor, "code_version", 1)})
+
+
+def cache_key(extractor, dataset) -> str:
+    return _key(extractor, dataset)
+
+
+def features_root(dataset, name: str) -> Path:
+    return artifacts_dir() / "features" / dataset.name / name
+
+
+def feature_dir(extractor, dataset) -> Path:
+    return features_root(dataset, extractor.name) / cache_key(extractor, dataset)
+
+
+def raw_dir(extractor, dataset) -> Path:
+    """Where the raw (pre-PCA) shards live: shared by settings that differ only after them."""
+    key = _key(extractor, dataset, tuple(getattr(extractor, "post_settings", ())))
+    return features_root(dataset, extractor.name) / f"raw-{key}"
+
+
+def find_cached(extractor, dataset) -> FeatureSet | None:
+    path = feature_dir(extractor, dataset)
+    if not (path / "meta.json").exists():
+        return None
+    features = FeatureSet.load(path, dataset)
+    if features.key != cache_key(extractor, dataset):
+        raise HarnessError(f"{path} holds a feature set with key {features.key}, not the folder's "
+                           "name; delete the folder and extract again.")
+    return features
+
+
+def load_or_extract(dataset, name: str, profile: str | None = None, overrides: dict | None = None,
+                    progress: bool = True) -> FeatureSet:
+    """The feature set of extractor `name` for `dataset`, extracted and saved on a cache miss.
+
+    Under torchrun every rank calls this; ranks share the extraction and rank 0 saves.
+    """
+    from extractors.shards import barrier, cpu_threads, process_ranks
+
+    extractor = make_extractor(name, dataset, profile, overrides)
+    cached = find_cached(extractor, dataset)
+    if cached is not None:
+        return cached
+    ranks = process_ranks()
+    extractor.work_dir = raw_dir(extractor, dataset)
+    began = time.perf_counter()
+    with cpu_threads(extractor.settings().get("cpu_threads", 0)):
+        features = extractor.extract(dataset, progress=progress)
+    seconds = time.perf_counter() - began
+    path = feature_dir(extractor, dataset)
+    if ranks.is_main:
+        features.meta |= {"extractor": name, "key": cache_key(extractor, dataset),
+                          "settings": extractor.settings(), "dataset": dataset.name,
+                          "dataset_hash": dataset.content_hash, "seconds": round(seconds, 3),
+                          "items_per_second": round(dataset.n_items / max(seconds, 1e-9), 2)}
+        features.check(dataset)  # refuse NaN or a wrong row count before anything is saved
+        features.save(path)
+    barrier(ranks)
+    return features if ranks.is_main else FeatureSet.load(path, dataset)

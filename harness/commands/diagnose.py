@@ -1,0 +1,48 @@
+"""diagnose: how aligned the image and text features of one or more extractors are."""
+from __future__ import annotations
+
+from harness.commands import add_common
+
+ORDER = 16
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("diagnose", help="modality alignment of feature sets -> results/diagnostics/",
+                       description="Matched vs random image-text cosine, modality gap and image->text "
+                                   "recall@1/@10 of each extractor's features (extracted when missing).")
+    p.add_argument("--extractor", "-e", action="append", required=True,
+                   help="an extractor; repeat for a table across extractors")
+    p.add_argument("--csv", default=None, help="write here (default: results/diagnostics/<dataset>.csv)")
+    add_common(p)  # key=value overrides apply to every extractor's settings
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from extractors.alignment import diagnose
+    from extractors.registry import EXTRACTORS
+    from extractors.store import load_or_extract
+    from harness.config import parse_overrides, results_dir
+    from harness.data.prepare import load_dataset
+    from harness.fileio import atomic_path
+
+    for name in args.extractor:
+        EXTRACTORS.check(name)
+    overrides = parse_overrides(args.overrides)
+    dataset = load_dataset(args.dataset, args.profile)
+    rows = []
+    for name in args.extractor:
+        features = load_or_extract(dataset, name, args.profile, overrides)
+        rows.append({"dataset": dataset.name, "extractor": name, "feature_key": features.key,
+                     "data_hash": dataset.content_hash, **diagnose(features)})
+    table = pd.DataFrame(rows)
+    print(table.drop(columns=["feature_key", "data_hash"]).to_string(
+        index=False, float_format=lambda v: f"{v:.4f}"))
+    out = Path(args.csv) if args.csv else results_dir() / "diagnostics" / f"{dataset.name}.csv"
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
+    print(f"written: {out}")
+    return 0

@@ -1,0 +1,64 @@
+"""extract: write an extractor's feature set for a data set (cached by content)."""
+from __future__ import annotations
+
+from harness.commands import add_common
+
+ORDER = 15
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("extract", help="item features of one extractor -> artifacts/features/",
+                       description="Extract image and text features of every item of a data set with "
+                                   "one extractor; a feature set with the same settings and data is reused.")
+    p.add_argument("--extractor", "-e", required=True, help="base | clip | qwenvl | sda | ...")
+    p.add_argument("--processes", type=int, default=1,
+                   help="split items across this many processes (torchrun; one GPU each when present)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_common(p)  # key=value overrides here are the extractor's settings, e.g. batch_size=8
+    p.set_defaults(func=main)
+
+
+def relaunch_command(args) -> list[str]:
+    """The torchrun command running this same extraction on `args.processes` workers."""
+    import sys
+
+    command = ["extract", "--extractor", args.extractor, "--dataset", args.dataset]
+    command += ["--profile", args.profile] if args.profile else []
+    command += ["--quiet"] if args.quiet else []
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={args.processes}", "-m", "harness", *command, *args.overrides]
+
+
+def main(args) -> int:
+    import os
+    import subprocess
+
+    from harness.config import parse_overrides
+    from harness.data.prepare import load_dataset
+    from harness.errors import HarnessError
+
+    if args.processes < 1:
+        raise HarnessError(f"--processes must be at least 1, not {args.processes}.")
+    if args.processes > 1 and "WORLD_SIZE" not in os.environ:
+        return subprocess.call(relaunch_command(args))
+
+    from extractors.registry import EXTRACTORS
+    from extractors.shards import process_ranks
+    from extractors.store import find_cached, load_or_extract, make_extractor
+
+    EXTRACTORS.check(args.extractor)
+    overrides = parse_overrides(args.overrides)
+    dataset = load_dataset(args.dataset, args.profile)
+    cached = find_cached(make_extractor(args.extractor, dataset, args.profile, overrides), dataset)
+    features = cached or load_or_extract(dataset, args.extractor, args.profile, overrides,
+                                         progress=not args.quiet)
+    if not process_ranks().is_main:
+        return 0
+    meta = features.meta
+    how = "found in the cache" if cached else "extracted"
+    print(f"{args.extractor} features of {dataset.name} {how}: image {features.image.shape[1]}-d, "
+          f"text {features.text.shape[1]}-d, {dataset.n_items} items, key {features.key}")
+    if "items_per_second" in meta:
+        print(f"extraction took {meta['seconds']:.1f} s ({meta['items_per_second']:.1f} items/s)")
+    print(f"feature set: {features.path}")
+    return 0
