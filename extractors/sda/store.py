@@ -1,0 +1,54 @@
+"""Trained adapters on disk, found by content: base model, data set hash and training settings.
+
+An adapter lives in artifacts/adapters/<data set>/<adapter>-<key>/ (peft's files plus sda.json
+with τ and the loss history); sda.json is written last, so a folder without it was never
+finished. The key leaves out settings that only matter after training (PCA width, extraction
+batch size, ...) or only change speed, so `sda` features of any PCA width, `adapt` and
+`analyze gradients` all share one adapter; MoDA-only settings are left out for plain LoRA, so
+`adapt --adapter lora` and the `sda-lora` extractor share one too.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from extractors.qwenvl import QwenVLExtractor
+from extractors.sda import train
+from harness.config import artifacts_dir
+from harness.fileio import read_json, stable_key
+
+CODE_VERSION = 1
+MODA_ONLY = ("experts", "gate_dim")
+
+
+def adapter_settings(settings: dict) -> dict:
+    """The settings that shape the trained adapter."""
+    skip = set(QwenVLExtractor.run_settings) | set(QwenVLExtractor.post_settings) | set(train.RUN_SETTINGS)
+    if settings["adapter"] == "lora":
+        skip |= set(MODA_ONLY)
+    return {k: v for k, v in settings.items() if k not in skip}
+
+
+def adapter_key(dataset, settings: dict) -> str:
+    return stable_key({"settings": adapter_settings(settings), "dataset": dataset.content_hash,
+                       "code_version": CODE_VERSION})
+
+
+def adapter_dir(dataset, settings: dict) -> Path:
+    return artifacts_dir() / "adapters" / dataset.name / f"{settings['adapter']}-{adapter_key(dataset, settings)}"
+
+
+def adapter_meta(path: Path) -> dict:
+    return read_json(Path(path) / "sda.json")
+
+
+def ensure_adapter(dataset, settings: dict, progress: bool = True) -> Path:
+    """The adapter for `settings` on `dataset`, trained first (or resumed) when not yet finished."""
+    from extractors.shards import cpu_threads
+
+    path = adapter_dir(dataset, settings)
+    if not (path / "sda.json").exists():
+        with cpu_threads(settings["cpu_threads"]):
+            train.train_adapter(dataset, settings, path, progress,
+                                meta={"key": adapter_key(dataset, settings),
+                                      "adapter_settings": adapter_settings(settings)})
+    return path
