@@ -25,18 +25,20 @@ class RunSpec:
     profile: str = "mini"
     params: dict = field(default_factory=dict)  # model hyper-parameters, resolved
     train: dict = field(default_factory=dict)  # TrainConfig fields, resolved
+    extractor_settings: dict = field(default_factory=dict)  # "extractor.x" overrides
 
     @classmethod
     def resolve(cls, model: str, dataset: str, extractor: str = "base", profile: str | None = None,
                 overrides: dict | None = None) -> "RunSpec":
-        """Model YAML defaults < profile < overrides ("train.x" for the trainer, "x" for the model)."""
+        """Model YAML defaults < profile < overrides ("train.x" for the trainer, "extractor.x" for
+        the extractor's settings, "x" or "model.x" for the model)."""
         from recommenders import MODELS
         from recommenders.trainer import TrainConfig
 
         model_cls = MODELS.get(model)
         prof = load_profile(profile)
         model_cfg = load_group("models", model)
-        groups = split_overrides(overrides or {}, ("train", "model"))
+        groups = split_overrides(overrides or {}, ("train", "model", "extractor"))
         params = {**model_cfg.get("defaults", {}), **prof.get("models", {}).get(model, {}),
                   **groups["model"], **groups[""]}
         params = model_cls.resolve_params(params)
@@ -44,7 +46,7 @@ class RunSpec:
         if model_cfg.get("train", {}).get("max_epochs") == 0:
             train["max_epochs"] = 0  # nothing to train, whatever the profile says
         train = dataclasses.asdict(build(TrainConfig, train, "the trainer (train.*)"))
-        return cls(model, dataset, extractor, prof["name"], params, train)
+        return cls(model, dataset, extractor, prof["name"], params, train, groups["extractor"])
 
     def key(self, data_hash: str, feature_key: str) -> str:
         train = {k: v for k, v in self.train.items() if k not in ("progress", "device", "eval_batch_size")}
@@ -58,7 +60,12 @@ def load_features_for(spec: RunSpec, dataset, model_cls):
         return None
     from extractors.store import load_or_extract
 
-    return load_or_extract(dataset, spec.extractor, spec.profile)
+    return load_or_extract(dataset, spec.extractor, spec.profile, spec.extractor_settings)
+
+
+def feature_key_of(features) -> str:
+    """What a run key records of its features: the feature set's cache key, or "id" without one."""
+    return features.key if features is not None else "id"
 
 
 def execute(spec: RunSpec, store: ResultStore | None = None, dataset=None, features=None,
@@ -72,7 +79,7 @@ def execute(spec: RunSpec, store: ResultStore | None = None, dataset=None, featu
     dataset = dataset or load_dataset(spec.dataset, spec.profile)
     if features is None:
         features = load_features_for(spec, dataset, model_cls)
-    feature_key = features.key if features is not None else "id"
+    feature_key = feature_key_of(features)
     run_key = spec.key(dataset.content_hash, feature_key)
     if store.is_finished(run_key) and not force:
         return summarize(store, run_key)
@@ -92,7 +99,9 @@ def execute(spec: RunSpec, store: ResultStore | None = None, dataset=None, featu
     prof = load_profile(spec.profile)
     identity = {"run_key": run_key, "model": spec.model, "extractor": spec.extractor,
                 "dataset": spec.dataset, "profile": spec.profile, "data_hash": dataset.content_hash,
-                "feature_key": feature_key, "seed": config.seed,
+                "feature_key": feature_key,
+                "adapter_key": features.meta.get("adapter_key", "") if features is not None else "",
+                "seed": config.seed,
                 "params": stable_json(spec.params), "best_epoch": result.best_epoch,
                 "epochs": result.epochs_run, "seconds_per_epoch": round(result.seconds_per_epoch, 4),
                 "wall_seconds": round(finished - began, 3)}

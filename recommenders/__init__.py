@@ -3,5 +3,8 @@ from harness.registry import Registry
 
 MODELS = Registry("model", {
     "pop": "recommenders.pop:Pop",
+    "vbpr": "recommenders.vbpr:VBPR",
+    "slmrec": "recommenders.slmrec:SLMRec",
     "sasrec": "recommenders.sasrec:SASRec",
+    "bert4rec": "recommenders.bert4rec:BERT4Rec",
 })

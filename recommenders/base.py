@@ -6,13 +6,19 @@ hyper-parameters, so any grid row or CSV row rebuilds it. Item indices are 0-bas
 
 Batches the trainer passes in:
 - training, `input_type == "pairwise"`: users (B,), pos (B,), neg (B,)
-- training, `input_type == "sequence"`: users (B,), items (B, L) left-padded training sequence,
-  neg (B, L) one sampled negative per position (padding where items is padding)
+- training, `input_type == "sequence"`: users (B,), items (B, L) left-padded training sequence
+  (the last `train_length()` items), neg (B, L) one sampled negative per position (padding where
+  items is padding)
 - evaluation: users (B,), history (B, L) left-padded (sequence models only), and for `predict`
   candidates (B, C)
+
+Evaluation: the trainer calls `eval()`, then `on_eval_start()` under no_grad, then the scoring
+methods batch by batch. Models compute what every batch reuses (the item table, propagated
+embeddings) in `on_eval_start` and keep it in `self.cache`; switching to training clears it.
 """
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import torch
@@ -28,13 +34,20 @@ class Recommender(nn.Module):
     name: ClassVar[str] = ""
     input_type: ClassVar[str] = "pairwise"  # pairwise | sequence | none (nothing to train)
     defaults: ClassVar[dict] = {}
-    uses_features: ClassVar[bool] = False
+    uses_features: ClassVar[bool] = False  # True: the model cannot run without a feature set
+    feature_params: ClassVar[tuple[str, ...]] = ()  # settings that only matter with features
 
     def __init__(self, dataset, features=None, **params):
         super().__init__()
         self.params = self.resolve_params(params)
         self.n_users, self.n_items = dataset.n_users, dataset.n_items
         self.pad = dataset.n_items
+        self.cache: dict[str, torch.Tensor] = {}
+        if features is None and self.uses_features:
+            raise HarnessError(f"model '{self.name}' needs item features; run it with an extractor "
+                               "(--extractor base | clip | qwenvl | sda).")
+        if features is not None:
+            features.check(dataset)
 
     @classmethod
     def wants_features(cls, extractor: str) -> bool:
@@ -44,6 +57,10 @@ class Recommender(nn.Module):
     @classmethod
     def resolve_params(cls, params: dict) -> dict:
         return build_settings(f"model {cls.name}", COMMON_DEFAULTS | cls.defaults, params)
+
+    def train(self, mode: bool = True):
+        self.cache.clear()  # parameters change while training: what evaluation cached is stale
+        return super().train(mode)
 
     def calculate_loss(self, batch: dict) -> torch.Tensor:
         raise HarnessError(f"model '{self.name}' has nothing to train.")
@@ -60,4 +77,81 @@ class Recommender(nn.Module):
         """Hook for models that refresh state per epoch."""
 
     def on_eval_start(self) -> None:
-        """Hook for models that cache what evaluation reuses (e.g. propagated embeddings)."""
+        """Fill `self.cache` with what every evaluation batch reuses (called under no_grad)."""
+
+
+SEQUENTIAL_DEFAULTS = {"hidden": 128, "n_blocks": 2, "n_heads": 1, "dropout": 0.5, "max_len": 200,
+                       "batch_size": 512,
+                       # RAT alignment (features only): weight, and epochs of its ID-SASRec teacher
+                       "alpha": 0.1, "teacher_epochs": 200}
+
+
+class SequentialRecommender(Recommender):
+    """Shared by SASRec and BERT4Rec: item vectors (IDs, or features through RAT), right-aligned
+    position embeddings, a Transformer encoder, the RAT alignment loss and the scoring paths.
+
+    Subclasses define `calculate_loss` and `user_state(history, table)`.
+    """
+
+    input_type = "sequence"
+    feature_params = ("alpha", "teacher_epochs")
+
+    @classmethod
+    def wants_features(cls, extractor: str) -> bool:
+        return extractor != "base"  # with Base features the paper's sequential rows use IDs
+
+    def __init__(self, dataset, features=None, **params):
+        from recommenders.item_encoders import make_item_encoder
+        from recommenders.layers import TransformerEncoder
+
+        super().__init__(dataset, features, **params)
+        p = self.params
+        self.item_encoder = make_item_encoder(dataset, features, p["hidden"])
+        self.position = nn.Embedding(p["max_len"], p["hidden"])
+        self.emb_dropout = nn.Dropout(p["dropout"])
+        # BERT4Rec is bidirectional; SASRec has a `causal` switch (off reproduces the reference code)
+        self.encoder = TransformerEncoder(p["hidden"], p["n_blocks"], p["n_heads"], p["dropout"],
+                                          causal=p.get("causal", False))
+        self.alignment = None
+        if features is not None and p["alpha"] > 0:
+            from recommenders.rat import Alignment
+
+            self.alignment = Alignment(dataset, p)  # last: its teacher may train now
+
+    def train_length(self) -> int:
+        """How many of a user's last training items one training row holds."""
+        return self.params["max_len"]
+
+    def encode(self, vectors: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        """(B, L, H) left-padded item vectors -> (B, L, H) states; position max_len-1 is the last."""
+        from recommenders.layers import length_groups
+
+        length = vectors.shape[1]
+        positions = torch.arange(self.params["max_len"] - length, self.params["max_len"], device=vectors.device)
+        x = self.emb_dropout(vectors * math.sqrt(vectors.shape[-1]) + self.position(positions))
+        # Rows go through the encoder in groups of similar length, each trimmed to its longest
+        # row: a batch mixes short and long histories, and padding would dominate the work.
+        out = torch.zeros_like(x)
+        for rows, width in length_groups((~pad).sum(1)):
+            out[rows, length - width:] = self.encoder(x[rows, length - width:], pad[rows, length - width:])
+        return out
+
+    def align_loss(self, targets: torch.Tensor) -> torch.Tensor | float:
+        """RAT's alpha-weighted alignment of the batch's target items (0 without features)."""
+        return self.alignment(self.item_encoder, targets) if self.alignment is not None else 0.0
+
+    def user_state(self, history: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """(B, L) left-padded histories -> (B, H) vectors scored against item vectors."""
+        raise NotImplementedError  # SASRec and BERT4Rec define it
+
+    def on_eval_start(self):
+        self.cache["items"] = self.item_encoder()
+
+    def full_sort_predict(self, batch):
+        table = self.cache["items"]
+        return self.user_state(batch["history"], table) @ table[: self.n_items].T
+
+    def predict(self, batch):
+        table = self.cache["items"]
+        state = self.user_state(batch["history"], table)
+        return torch.bmm(table[batch["candidates"]], state[:, :, None]).squeeze(-1)

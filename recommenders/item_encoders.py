@@ -1,4 +1,8 @@
-"""Where a sequential model's item vectors come from: learnable IDs, or features through RAT."""
+"""Where a sequential model's item vectors come from: learnable IDs, or features through RAT.
+
+An item encoder is called as `encoder(ids)` for the vectors of any tensor of item indices
+(padding index n_items included), or `encoder()` for the whole table (n_items + 1 rows).
+"""
 from __future__ import annotations
 
 import torch
@@ -15,11 +19,11 @@ class IDEmbedding(nn.Module):
         with torch.no_grad():
             self.table.weight[n_items].zero_()
 
-    def forward(self) -> torch.Tensor:
-        return self.table.weight
+    def forward(self, ids: torch.Tensor | None = None) -> torch.Tensor:
+        return self.table.weight if ids is None else self.table(ids)
 
 
-def make_item_encoder(dataset, features, hidden: int, params: dict) -> nn.Module:
+def make_item_encoder(dataset, features, hidden: int) -> nn.Module:
     """ID embeddings without features; the RAT adapter over the frozen feature table with them."""
     if features is None:
         return IDEmbedding(dataset.n_items, hidden)

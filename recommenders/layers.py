@@ -19,6 +19,22 @@ def attention_mask(pad: torch.Tensor, causal: bool) -> torch.Tensor:
     return allowed | torch.eye(length, dtype=torch.bool, device=pad.device)
 
 
+def length_groups(lengths: torch.Tensor, ratio: float = 2.0) -> list[tuple[torch.Tensor, int]]:
+    """Rows grouped by length: (row indices, longest length) with every row in a group longer
+    than longest / `ratio`, so trimming a group to its longest row at most doubles its work."""
+    lengths = lengths.clamp(min=1)  # an all-padding row still needs one column
+    order = torch.argsort(lengths, descending=True, stable=True)
+    sorted_lengths = lengths[order].tolist()
+    groups, start = [], 0
+    while start < len(order):
+        width, end = sorted_lengths[start], start
+        while end < len(order) and sorted_lengths[end] * ratio > width:
+            end += 1
+        groups.append((order[start:end], width))
+        start = end
+    return groups
+
+
 class SelfAttention(nn.Module):
     def __init__(self, hidden: int, n_heads: int, dropout: float):
         super().__init__()

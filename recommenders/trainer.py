@@ -69,7 +69,7 @@ class Trainer:
     def _batches(self, rng):
         p = self.model.params
         if self.model.input_type == "sequence":
-            return sequence_batches(self.dataset, p["batch_size"], p["max_len"], rng)
+            return sequence_batches(self.dataset, p["batch_size"], self.model.train_length(), rng)
         return pairwise_batches(self.dataset, p["batch_size"], rng)
 
     def _train_epoch(self, optimizer, rng, epoch: int) -> float:
@@ -105,7 +105,8 @@ class Trainer:
         result = TrainResult()
         if not any(p.requires_grad for p in self.model.parameters()):
             return result
-        optimizer = torch.optim.Adam((p for p in self.model.parameters() if p.requires_grad),
+        # fused: one kernel per step instead of several passes over every parameter (same update)
+        optimizer = torch.optim.Adam((p for p in self.model.parameters() if p.requires_grad), fused=True,
                                      lr=self.model.params["lr"], weight_decay=self.model.params["weight_decay"])
         best = {"value": -np.inf, "epoch": 0, "state": None, "bad": 0}
         start = 1

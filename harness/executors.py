@@ -1,0 +1,104 @@
+"""Executors run a list of run specs: `local` (in this process, or N worker processes with one GPU
+each when GPUs exist) and `ray` (tasks on a Ray instance; the `distributed` extra).
+
+Every run sets its torch thread count from the worker count alone (cores // workers), so the
+same specs, seeds and `--workers` give the same numbers on either executor.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from harness.config import artifacts_dir
+from harness.errors import HarnessError
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclasses.dataclass
+class Job:
+    """What a worker needs: the spec as a dict, where the data set is, and the feature set (its
+    directory when it was saved, else the in-memory object)."""
+
+    spec: dict
+    dataset_path: str
+    features: object  # str path | FeatureSet | None
+    results: str  # the result store's root, so a worker writes where the caller reads
+    artifacts: str  # checkpoints and RAT teachers
+    threads: int
+
+
+def run_job(job: Job) -> str:
+    """Worker entry point: one run in this process; returns its run key."""
+    os.environ["HARNESS_ARTIFACTS"] = job.artifacts
+    import torch
+
+    from extractors.featureset import FeatureSet
+    from harness.data.dataset import Dataset
+    from harness.runner import RunSpec, execute
+    from harness.store import ResultStore
+
+    torch.set_num_threads(job.threads)
+    dataset = Dataset(job.dataset_path)
+    features = FeatureSet.load(job.features, dataset) if isinstance(job.features, str) else job.features
+    return execute(RunSpec(**job.spec), ResultStore(job.results), dataset, features)["run_key"]
+
+
+def make_jobs(specs, store, dataset, features, workers: int) -> list[Job]:
+    source = str(features.path) if features is not None and features.path else features
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    return [Job(dataclasses.asdict(s), str(dataset.path), source, str(store.root), str(artifacts_dir()), threads)
+            for s in specs]
+
+
+def gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def _pin_gpu(queue) -> None:
+    """Process-pool initializer: this worker sees one GPU (before torch initialises CUDA)."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(queue.get())
+
+
+def run_local(jobs: list[Job], workers: int) -> list[str]:
+    if workers == 1:
+        return [run_job(job) for job in jobs]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = mp.get_context("spawn")  # a clean interpreter per worker: no forked torch/CUDA state
+    gpus = gpu_count()
+    if gpus and workers > gpus:
+        raise HarnessError(f"--workers {workers} with {gpus} GPUs; use at most {gpus} (one GPU each).")
+    initializer, initargs = None, ()
+    if gpus:
+        queue = context.Manager().Queue()
+        for gpu in range(workers):
+            queue.put(gpu)
+        initializer, initargs = _pin_gpu, (queue,)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs) as pool:
+        return list(pool.map(run_job, jobs))
+
+
+def run_ray(jobs: list[Job], workers: int) -> list[str]:
+    try:
+        import ray
+    except ImportError:
+        raise HarnessError("the ray executor needs Ray; install the extra: pip install -e '.[distributed]'.") from None
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False)
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    task = ray.remote(num_cpus=max(1, cpus // workers), num_gpus=1 if gpu_count() else 0)(run_job)
+    return ray.get([task.remote(job) for job in jobs])
+
+
+def run_jobs(jobs: list[Job], executor: str = "local", workers: int = 1) -> list[str]:
+    if executor not in EXECUTORS:
+        raise HarnessError(f"unknown executor '{executor}'; use one of {', '.join(EXECUTORS)}.")
+    if workers < 1:
+        raise HarnessError(f"--workers must be at least 1, not {workers}.")
+    if not jobs:
+        return []
+    return (run_local if executor == "local" else run_ray)(jobs, workers)
