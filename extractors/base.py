@@ -7,12 +7,13 @@ cache key is derived from it and the data set's content hash.
 """
 from __future__ import annotations
 
+import abc
 from typing import ClassVar
 
 from extractors.featureset import FeatureSet
 
 
-class Extractor:
+class Extractor(abc.ABC):
     name: ClassVar[str] = ""
     defaults: ClassVar[dict] = {}
 
@@ -24,6 +25,6 @@ class Extractor:
     def settings(self) -> dict:
         return dict(self._settings)
 
+    @abc.abstractmethod
     def extract(self, dataset, progress: bool = True) -> FeatureSet:
         """Features for every item of `dataset`, in its row order (not yet saved)."""
-        raise NotImplementedError  # every concrete extractor defines it

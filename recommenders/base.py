@@ -18,6 +18,7 @@ embeddings) in `on_eval_start` and keep it in `self.cache`; switching to trainin
 """
 from __future__ import annotations
 
+import abc
 import math
 from typing import ClassVar
 
@@ -30,7 +31,7 @@ from harness.errors import HarnessError
 COMMON_DEFAULTS = {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 2048}
 
 
-class Recommender(nn.Module):
+class Recommender(nn.Module, abc.ABC):
     name: ClassVar[str] = ""
     input_type: ClassVar[str] = "pairwise"  # pairwise | sequence | none (nothing to train)
     defaults: ClassVar[dict] = {}
@@ -65,9 +66,9 @@ class Recommender(nn.Module):
     def calculate_loss(self, batch: dict) -> torch.Tensor:
         raise HarnessError(f"model '{self.name}' has nothing to train.")
 
+    @abc.abstractmethod
     def full_sort_predict(self, batch: dict) -> torch.Tensor:
         """Scores (B, n_items) for every item."""
-        raise NotImplementedError  # every concrete model defines it
 
     def predict(self, batch: dict) -> torch.Tensor:
         """Scores (B, C) for each row's candidates; models with a cheaper path override it."""
@@ -140,9 +141,9 @@ class SequentialRecommender(Recommender):
         """RAT's alpha-weighted alignment of the batch's target items (0 without features)."""
         return self.alignment(self.item_encoder, targets) if self.alignment is not None else 0.0
 
+    @abc.abstractmethod
     def user_state(self, history: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """(B, L) left-padded histories -> (B, H) vectors scored against item vectors."""
-        raise NotImplementedError  # SASRec and BERT4Rec define it
 
     def on_eval_start(self):
         self.cache["items"] = self.item_encoder()

@@ -36,3 +36,11 @@ def beauty_5core():
     from harness.data.prepare import load_dataset
 
     return load_dataset("beauty-5core")
+
+
+@pytest.fixture(scope="session")
+def toys():
+    """The bundled mini Toys (prepared once per session)."""
+    from harness.data.prepare import load_dataset
+
+    return load_dataset("toys")

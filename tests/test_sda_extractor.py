@@ -3,22 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import REPO
 from extractors.sda.store import adapter_dir, adapter_meta
 from extractors.store import load_or_extract, make_extractor
 
 FAST = {"steps": 3, "batch_items": 4, "pca_dim": 8}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on the shared 2-core machine two threads stall each other (10x slower steps)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

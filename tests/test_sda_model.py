@@ -15,22 +15,6 @@ from extractors.sda.train import item_inputs
 CPU, FP32 = torch.device("cpu"), torch.float32
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on the shared 2-core machine two threads stall each other (10x slower steps)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def toys():
-    from harness.data.prepare import load_dataset
-
-    return load_dataset("toys")
-
-
 @pytest.fixture(scope="module")
 def setup(toys):
     """(settings, model folder, processor, inputs: 4 items' image prompts then their text prompts)."""

@@ -13,15 +13,6 @@ QWEN25_VL_7B = dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers
                     num_attention_heads=28, num_key_value_heads=4, vocab_size=152064)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on the shared 2-core machine two threads stall each other (10x slower steps)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_folder():
     from extractors.weights import resolve_weights

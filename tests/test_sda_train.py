@@ -20,22 +20,6 @@ from harness.cli import main as cli
 SHORT = {"steps": 4, "batch_items": 4, "checkpoint_every": 2}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on the shared 2-core machine two threads stall each other (10x slower steps)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def toys():
-    from harness.data.prepare import load_dataset
-
-    return load_dataset("toys")
-
-
 def mini_settings(toys, **overrides):
     from extractors.store import make_extractor
 
