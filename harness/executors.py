@@ -38,10 +38,14 @@ def run_job(job: Job) -> str:
     from harness.runner import RunSpec, execute
     from harness.store import ResultStore
 
-    torch.set_num_threads(job.threads)
     dataset = Dataset(job.dataset_path)
     features = FeatureSet.load(job.features, dataset) if isinstance(job.features, str) else job.features
-    return execute(RunSpec(**job.spec), ResultStore(job.results), dataset, features)["run_key"]
+    caller_threads = torch.get_num_threads()  # run in-process, the caller keeps its own setting
+    torch.set_num_threads(job.threads)
+    try:
+        return execute(RunSpec(**job.spec), ResultStore(job.results), dataset, features)["run_key"]
+    finally:
+        torch.set_num_threads(caller_threads)
 
 
 def make_jobs(specs, store, dataset, features, workers: int) -> list[Job]:

@@ -5,7 +5,6 @@ one summary row per (model, extractor, data set, profile) to results/grid_summar
 from __future__ import annotations
 
 import difflib
-import fcntl
 import itertools
 import json
 from pathlib import Path
@@ -110,9 +109,7 @@ def summary_row(store: ResultStore, spec: RunSpec, run_key: str, axes: dict, n_p
 def write_summary(store: ResultStore, row: dict) -> Path:
     """Replace this (model, extractor, data set, profile)'s row in results/grid_summary.csv."""
     path = store.root / SUMMARY
-    store.root.mkdir(parents=True, exist_ok=True)
-    with open(store.root / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # the store's lock: concurrent grids write one at a time
+    with store.locked():  # concurrent grids write one at a time
         table = pd.DataFrame([row])
         if path.exists():
             old = pd.read_csv(path)

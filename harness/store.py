@@ -9,6 +9,7 @@ results/metrics.csv is all runs' rows together, rebuilt after each run.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 from pathlib import Path
 
@@ -58,11 +59,17 @@ class ResultStore:
         self.rebuild_index()
         return out
 
-    def rebuild_index(self) -> Path:
-        """results/metrics.csv from every finished run (a lock keeps parallel workers apart)."""
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold the store's lock: parallel workers rewrite the shared CSVs one at a time."""
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def rebuild_index(self) -> Path:
+        """results/metrics.csv from every finished run."""
+        with self.locked():
             frames = [pd.read_csv(p.parent / "metrics.csv")
                       for p in sorted((self.root / "runs").glob("*/manifest.json"))]
             with atomic_path(self.root / "metrics.csv") as tmp:

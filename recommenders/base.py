@@ -27,8 +27,16 @@ from torch import nn
 
 from harness.config import build_settings
 from harness.errors import HarnessError
+from recommenders.item_encoders import make_item_encoder
+from recommenders.layers import TransformerEncoder, length_groups
 
 COMMON_DEFAULTS = {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 2048}
+
+
+def score_candidates(users: torch.Tensor, items: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Dot products of user vectors (B, H) with their rows' candidates (B, C) among item
+    vectors (n, H): (B, C) scores without scoring the whole catalogue."""
+    return torch.bmm(items[candidates], users[:, :, None]).squeeze(-1)
 
 
 class Recommender(nn.Module, abc.ABC):
@@ -102,9 +110,6 @@ class SequentialRecommender(Recommender):
         return extractor != "base"  # with Base features the paper's sequential rows use IDs
 
     def __init__(self, dataset, features=None, **params):
-        from recommenders.item_encoders import make_item_encoder
-        from recommenders.layers import TransformerEncoder
-
         super().__init__(dataset, features, **params)
         p = self.params
         self.item_encoder = make_item_encoder(dataset, features, p["hidden"])
@@ -125,8 +130,6 @@ class SequentialRecommender(Recommender):
 
     def encode(self, vectors: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
         """(B, L, H) left-padded item vectors -> (B, L, H) states; position max_len-1 is the last."""
-        from recommenders.layers import length_groups
-
         length = vectors.shape[1]
         positions = torch.arange(self.params["max_len"] - length, self.params["max_len"], device=vectors.device)
         x = self.emb_dropout(vectors * math.sqrt(vectors.shape[-1]) + self.position(positions))
@@ -154,5 +157,4 @@ class SequentialRecommender(Recommender):
 
     def predict(self, batch):
         table = self.cache["items"]
-        state = self.user_state(batch["history"], table)
-        return torch.bmm(table[batch["candidates"]], state[:, :, None]).squeeze(-1)
+        return score_candidates(self.user_state(batch["history"], table), table, batch["candidates"])

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recommenders.base import Recommender
+from recommenders.base import Recommender, score_candidates
 
 
 def normalized_adjacency(train_matrix: sp.csr_matrix) -> torch.Tensor:
@@ -119,10 +119,13 @@ class SLMRec(Recommender):
         def take(t):  # F.embedding: its backward sums repeated rows in a fixed order
             return t if nodes is None else F.embedding(nodes, t)
 
-        ones = take(self.ones_smooth)
-        image = take(users_share) + take(self.image_smooth) @ self.image_proj.weight.T + ones * self.image_proj.bias
-        text = take(users_share) + take(self.text_smooth) @ self.text_proj.weight.T + ones * self.text_proj.bias
-        return torch.cat([take(ids), image, text], 1)
+        shared, ones = take(users_share), take(self.ones_smooth)
+
+        def feature_view(propagated, proj):  # LightGCN of [U; X Wᵀ + b], by linearity
+            return shared + take(propagated) @ proj.weight.T + ones * proj.bias
+
+        return torch.cat([take(ids), feature_view(self.image_smooth, self.image_proj),
+                          feature_view(self.text_smooth, self.text_proj)], 1)
 
     def calculate_loss(self, batch):
         users, pos = batch["users"], batch["pos"]
@@ -145,5 +148,4 @@ class SLMRec(Recommender):
         return self.cache["users"][batch["users"]] @ self.cache["items"].T
 
     def predict(self, batch):
-        users = self.cache["users"][batch["users"]]
-        return torch.bmm(self.cache["items"][batch["candidates"]], users[:, :, None]).squeeze(-1)
+        return score_candidates(self.cache["users"][batch["users"]], self.cache["items"], batch["candidates"])

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recommenders.base import Recommender
+from recommenders.base import Recommender, score_candidates
 
 
 class VBPR(Recommender):
@@ -56,5 +56,4 @@ class VBPR(Recommender):
         return self.user_embedding[batch["users"]] @ self.cache["items"].T
 
     def predict(self, batch):
-        user_e = self.user_embedding[batch["users"]]
-        return torch.bmm(self.cache["items"][batch["candidates"]], user_e[:, :, None]).squeeze(-1)
+        return score_candidates(self.user_embedding[batch["users"]], self.cache["items"], batch["candidates"])

@@ -12,7 +12,7 @@ from recommenders.sampling import eval_batches
 from recommenders.trainer import TrainConfig, Trainer
 
 TINY = {  # small enough for a CPU test, large enough to learn in a few epochs
-    "vbpr": {"embedding_size": 32, "lr": 0.01},
+    "vbpr": {"embedding_size": 32, "lr": 0.01, "batch_size": 512},
     "slmrec": {"embedding_size": 32},
     "sasrec": {"hidden": 32, "max_len": 20},
     "bert4rec": {"hidden": 32, "max_len": 20},
