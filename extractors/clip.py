@@ -13,7 +13,7 @@ from extractors import prompts
 from extractors.base import Extractor
 from extractors.featureset import FeatureSet
 from extractors.images import ImageReport, load_images
-from extractors.shards import extract_sharded, length_sorted_batches, process_ranks, resolve_device, resolve_dtype
+from extractors.shards import RUN_DEFAULTS, RUN_SETTINGS, extract_sharded, length_sorted_batches, process_ranks, resolve_device, resolve_dtype
 from extractors.weights import resolve_weights
 
 CLIP_MAX_TOKENS = 77
@@ -65,13 +65,10 @@ class CLIPExtractor(Extractor):
     defaults = {
         "model": "openai/clip-vit-large-patch14",
         "revision": "",
-        "dtype": "auto",
         "batch_size": 64,
-        "shard_items": 4096,
-        "device": "auto",
-        "cpu_threads": 0,  # torch CPU threads while extracting; 0 = torch's default
+        **RUN_DEFAULTS,
     }
-    run_settings = ("batch_size", "device", "shard_items", "cpu_threads")
+    run_settings = RUN_SETTINGS
     work_dir = None  # set by extractors.store: where shards live and resume
 
     def extract(self, dataset, progress: bool = True) -> FeatureSet | None:

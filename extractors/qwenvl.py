@@ -16,8 +16,8 @@ from extractors.base import Extractor
 from extractors.featureset import FeatureSet
 from extractors.images import NOISE_SIZE, ImageReport, load_images, local_image_path
 from extractors.pooling import check_pca_dim, masked_mean, pca_reduce
-from extractors.shards import (extract_sharded, length_sorted_batches, process_ranks, resolve_device,
-                               resolve_dtype)
+from extractors.shards import (RUN_DEFAULTS, RUN_SETTINGS, extract_sharded, length_sorted_batches,
+                               process_ranks, resolve_device, resolve_dtype)
 from extractors.weights import resolve_weights
 from harness.errors import HarnessError
 
@@ -194,15 +194,12 @@ class QwenVLExtractor(Extractor):
         "min_pixels": 400,
         "max_pixels": 65536,
         "pca_dim": 768,
-        "dtype": "auto",
         "batch_size": 16,
-        "shard_items": 4096,
-        "device": "auto",
-        "cpu_threads": 0,  # torch CPU threads while extracting; 0 = torch's default
+        **RUN_DEFAULTS,
     }
-    # Settings that do not change the numbers (only speed or placement) and the ones applied
-    # after the raw shards: the store leaves them out of the cache key / raw-shard key.
-    run_settings = ("batch_size", "device", "shard_items", "cpu_threads")
+    # The store leaves running settings out of the cache key, and the settings applied after
+    # the raw shards (PCA) out of the raw-shard key.
+    run_settings = RUN_SETTINGS
     post_settings = ("pca_dim",)
     work_dir: Path | None = None  # set by extractors.store: where raw shards live and resume
 

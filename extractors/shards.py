@@ -174,3 +174,14 @@ def extract_sharded(work_dir: Path, n_items: int, shard_items: int, encoders: di
     for modality in encoders:
         raw[modality], notes[modality] = merge_shards(work_dir, modality, n_items, shard_items)
     return raw, notes
+
+
+# The running settings every sharded extractor takes. Only dtype changes the numbers; the rest
+# (RUN_SETTINGS) only change speed or placement, so the store leaves them out of cache keys.
+RUN_DEFAULTS = {
+    "dtype": "auto",
+    "shard_items": 4096,
+    "device": "auto",
+    "cpu_threads": 0,  # torch CPU threads while extracting; 0 = torch's default
+}
+RUN_SETTINGS = ("batch_size", "device", "shard_items", "cpu_threads")
