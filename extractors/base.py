@@ -28,3 +28,21 @@ class Extractor(abc.ABC):
     @abc.abstractmethod
     def extract(self, dataset, progress: bool = True) -> FeatureSet:
         """Features for every item of `dataset`, in its row order (not yet saved)."""
+
+    def run_shards(self, dataset, encoders: dict, ranks, progress: bool):
+        """Run each modality's encoder over the item shards in `self.work_dir` (resumable).
+
+        Returns (raw arrays by modality, merged image report) on the process that merges the
+        shards, None on the others. For extractors with a `shard_items` setting.
+        """
+        from extractors.images import ImageReport
+        from extractors.shards import extract_sharded
+
+        merged = extract_sharded(self.work_dir, dataset.n_items, self._settings["shard_items"], encoders,
+                                 ranks, self.name, progress)
+        if merged is None:
+            return None
+        raw, notes = merged
+        report = ImageReport.merged(notes["image"])
+        report.warn(dataset.n_items, progress)
+        return raw, report

@@ -13,7 +13,8 @@ from extractors import prompts
 from extractors.base import Extractor
 from extractors.featureset import FeatureSet
 from extractors.images import ImageReport, load_images
-from extractors.shards import RUN_DEFAULTS, RUN_SETTINGS, extract_sharded, length_sorted_batches, process_ranks, resolve_device, resolve_dtype
+from extractors.shards import (RUN_DEFAULTS, RUN_SETTINGS, length_sorted_batches, process_ranks, resolve_device,
+                               resolve_dtype)
 from extractors.weights import resolve_weights
 
 CLIP_MAX_TOKENS = 77
@@ -83,13 +84,10 @@ class CLIPExtractor(Extractor):
         encoders = {m: (lambda bar, m=m: clip_encoder(model, tokenizer, images_processor, texts, dataset, m,
                                                       s["batch_size"], device, dtype, bar))
                     for m in ("image", "text")}
-        merged = extract_sharded(self.work_dir, dataset.n_items, s["shard_items"], encoders, ranks,
-                                 self.name, progress)
-        if merged is None:
+        done = self.run_shards(dataset, encoders, ranks, progress)
+        if done is None:
             return None
-        raw, notes = merged
-        report = ImageReport.merged(notes["image"])
-        report.warn(dataset.n_items, progress)
+        raw, report = done
         meta = {"model_folder": folder, "device": str(device), "dtype": str(dtype).replace("torch.", ""),
                 "processes": ranks.world, "text": {"fields": list(prompts.PLAIN_TEXT_FIELDS),
                                                    "max_tokens": CLIP_MAX_TOKENS, "example": texts[0]},

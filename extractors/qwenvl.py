@@ -16,7 +16,7 @@ from extractors.base import Extractor
 from extractors.featureset import FeatureSet
 from extractors.images import NOISE_SIZE, ImageReport, load_images, local_image_path
 from extractors.pooling import check_pca_dim, masked_mean, pca_reduce
-from extractors.shards import (RUN_DEFAULTS, RUN_SETTINGS, extract_sharded, length_sorted_batches,
+from extractors.shards import (RUN_DEFAULTS, RUN_SETTINGS, length_sorted_batches,
                                process_ranks, resolve_device, resolve_dtype)
 from extractors.weights import resolve_weights
 from harness.errors import HarnessError
@@ -223,12 +223,10 @@ class QwenVLExtractor(Extractor):
         encoders = {m: (lambda bar, m=m: encoder(model, processor, chats[m], dataset, m,
                                                  s["batch_size"], device, dtype, bar))
                     for m in MODALITIES}
-        merged = extract_sharded(self.work_dir, dataset.n_items, s["shard_items"], encoders, ranks,
-                                 self.name, progress)
-        if merged is None:
+        done = self.run_shards(dataset, encoders, ranks, progress)
+        if done is None:
             return None
-        raw, notes = merged
-        report = ImageReport.merged(notes["image"])
+        raw, report = done
         reduced, pca = reduce_modalities(raw, s["pca_dim"])
         meta = {
             "model_folder": str(model.name_or_path), "device": str(device),
@@ -237,5 +235,4 @@ class QwenVLExtractor(Extractor):
             "pooling": "mean of the last hidden state over non-pad tokens, left padding",
             "pca": pca, "raw_dir": str(self.work_dir), "images": report.as_meta(),
         }
-        report.warn(dataset.n_items, progress)
         return FeatureSet(reduced["image"], reduced["text"], meta)

@@ -72,7 +72,7 @@ def execute(spec: RunSpec, store: ResultStore | None = None, dataset=None, featu
             force: bool = False) -> dict:
     """Train and evaluate one run; returns its summary (skips the work when already finished)."""
     from recommenders import MODELS
-    from recommenders.trainer import TrainConfig, Trainer
+    from recommenders.trainer import TrainConfig, Trainer, seed_everything
 
     store = store or ResultStore()
     model_cls = MODELS.get(spec.model)
@@ -85,8 +85,6 @@ def execute(spec: RunSpec, store: ResultStore | None = None, dataset=None, featu
         return summarize(store, run_key)
 
     config = TrainConfig(**spec.train)
-    from recommenders.trainer import seed_everything
-
     seed_everything(config.seed)
     model = model_cls(dataset, features, **spec.params)
     checkpoint = artifacts_dir() / "checkpoints" / f"{run_key}.pt"
