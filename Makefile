@@ -1,13 +1,19 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   # creates/reuses .venv, installs (torch first), runs SASRec on mini Beauty
 #   make test   # creates/reuses .venv, installs, runs the test suite
+# The paper's results section, one command each (PROFILE=mini|paper, WORKERS=N pass through):
+#   make table1 | table2 | table3 | figures | paper
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # torch first, pinned to the local CPU wheel of this machine class (else pip pulls a CUDA build).
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+PROFILE ?= mini
+WORKERS ?= 1
+TABLE := $(PY) -m harness table --profile $(PROFILE) --workers $(WORKERS)
+FIGURE := $(PY) -m harness figure --profile $(PROFILE) --dataset beauty
 
-.PHONY: demo test test-slow bench install clean-artifacts
+.PHONY: demo test test-slow bench install clean-artifacts table1 table2 table3 figures paper
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +32,20 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+table1 table3: $(STAMP)
+	$(TABLE) $@
+
+table2: $(STAMP)
+	$(PY) -m harness table table2 --profile $(PROFILE)
+
+figures: $(STAMP)
+	$(TABLE) figure3
+	$(TABLE) figure4
+	$(FIGURE) gradients
+	$(FIGURE) modality-gap
+
+paper: table1 table2 table3 figures
 
 clean-artifacts:
 	rm -rf artifacts

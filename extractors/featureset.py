@@ -15,6 +15,7 @@ from harness.errors import HarnessError
 from harness.fileio import atomic_dir, read_json, write_json
 
 FILES = ("image_feat.npy", "text_feat.npy", "meta.json")
+MODALITIES = ("both", "text", "image")
 
 
 @dataclass
@@ -31,6 +32,18 @@ class FeatureSet:
     def sequential_table(self) -> np.ndarray:
         """`[image ‖ text]` per item: the sequential models' frozen input table."""
         return np.concatenate([self.image, self.text], axis=1).astype(np.float32)
+
+    def view(self, modalities: str) -> "FeatureSet":
+        """Only one modality's information (`text` or `image`; `both` is the set itself): the other
+        becomes a constant column, so every model keeps its architecture but learns nothing from
+        it (Figure 3's text-only and image-only inputs)."""
+        if modalities == "both":
+            return self
+        if modalities not in MODALITIES:
+            raise HarnessError(f"extractor.modalities={modalities} is not one of {', '.join(MODALITIES)}.")
+        constant = np.ones((self.image.shape[0], 1), dtype=np.float32)
+        image, text = (constant, self.text) if modalities == "text" else (self.image, constant)
+        return FeatureSet(image, text, self.meta | {"modalities": modalities}, self.path)
 
     def check(self, dataset) -> "FeatureSet":
         """Refuse a feature set made for another data set, or one holding NaN/inf values."""

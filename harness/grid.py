@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.config import load_group, split_overrides
+from harness.config import load_group, load_profile, split_overrides
 from harness.errors import HarnessError
 from harness.fileio import atomic_path
 from harness.runner import RunSpec, feature_key_of, load_features_for
@@ -21,14 +21,17 @@ SUMMARY = "grid_summary.csv"
 SUMMARY_KEY = ["model", "extractor", "dataset", "profile"]
 
 
-def grid_axes(model: str, extractor: str, overrides: dict) -> tuple[dict[str, list], dict]:
-    """(axes, fixed overrides): the YAML grid updated by `grid.*` overrides, checked against the
-    model's settings; settings that only matter with features are dropped when it gets none."""
+def grid_axes(model: str, extractor: str, overrides: dict, profile: str | None = None) -> tuple[dict[str, list], dict]:
+    """(axes, fixed overrides): the model's grid (the profile's `grid:` entry for the model when it
+    has one, else the model YAML's) updated by `grid.*` overrides, checked against the model's
+    settings; settings that only matter with features are dropped when it gets none."""
     from recommenders import MODELS
 
     model_cls = MODELS.get(model)
     groups = split_overrides(overrides, ("grid",))
-    axes = {**(load_group("models", model).get("grid") or {}), **groups["grid"]}
+    profile_grids = load_profile(profile).get("grid") or {}
+    base = profile_grids[model] if model in profile_grids else load_group("models", model).get("grid")
+    axes = {**(base or {}), **groups["grid"]}
     settings = model_cls.resolve_params({})
     for key in axes:
         if key not in settings:
@@ -43,7 +46,7 @@ def grid_axes(model: str, extractor: str, overrides: dict) -> tuple[dict[str, li
 
 def expand(model: str, dataset: str, extractor: str, profile: str | None, overrides: dict) -> tuple[list[RunSpec], dict]:
     """Every point of the grid as a resolved spec (all checked before anything runs), and the axes."""
-    axes, fixed = grid_axes(model, extractor, overrides)
+    axes, fixed = grid_axes(model, extractor, overrides, profile)
     points = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
     return [RunSpec.resolve(model, dataset, extractor, profile, {**fixed, **point}) for point in points], axes
 

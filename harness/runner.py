@@ -32,6 +32,7 @@ class RunSpec:
                 overrides: dict | None = None) -> "RunSpec":
         """Model YAML defaults < profile < overrides ("train.x" for the trainer, "extractor.x" for
         the extractor's settings, "x" or "model.x" for the model)."""
+        from extractors.featureset import MODALITIES
         from recommenders import MODELS
         from recommenders.trainer import TrainConfig
 
@@ -46,12 +47,23 @@ class RunSpec:
         if model_cfg.get("train", {}).get("max_epochs") == 0:
             train["max_epochs"] = 0  # nothing to train, whatever the profile says
         train = dataclasses.asdict(build(TrainConfig, train, "the trainer (train.*)"))
+        modalities = groups["extractor"].get("modalities", "both")
+        if modalities not in MODALITIES:
+            raise HarnessError(f"extractor.modalities={modalities} is not one of {', '.join(MODALITIES)}.")
         return cls(model, dataset, extractor, prof["name"], params, train, groups["extractor"])
+
+    @property
+    def modalities(self) -> str:
+        """Which modalities of the feature set the model sees (a view; extraction is unchanged)."""
+        return str(self.extractor_settings.get("modalities", "both"))
 
     def key(self, data_hash: str, feature_key: str) -> str:
         train = {k: v for k, v in self.train.items() if k not in ("progress", "device", "eval_batch_size")}
-        return stable_key({"model": self.model, "params": self.params, "extractor": self.extractor,
-                           "features": feature_key, "data": data_hash, "train": train})
+        identity = {"model": self.model, "params": self.params, "extractor": self.extractor,
+                    "features": feature_key, "data": data_hash, "train": train}
+        if self.modalities != "both":  # absent otherwise, so keys of earlier runs stay valid
+            identity["modalities"] = self.modalities
+        return stable_key(identity)
 
 
 def load_features_for(spec: RunSpec, dataset, model_cls):
@@ -60,7 +72,8 @@ def load_features_for(spec: RunSpec, dataset, model_cls):
         return None
     from extractors.store import load_or_extract
 
-    return load_or_extract(dataset, spec.extractor, spec.profile, spec.extractor_settings)
+    settings = {k: v for k, v in spec.extractor_settings.items() if k != "modalities"}
+    return load_or_extract(dataset, spec.extractor, spec.profile, settings)
 
 
 def feature_key_of(features) -> str:
@@ -86,6 +99,8 @@ def execute(spec: RunSpec, store: ResultStore | None = None, dataset=None, featu
 
     config = TrainConfig(**spec.train)
     seed_everything(config.seed)
+    if features is not None:
+        features = features.view(spec.modalities)
     model = model_cls(dataset, features, **spec.params)
     checkpoint = artifacts_dir() / "checkpoints" / f"{run_key}.pt"
     began = time.perf_counter()

@@ -69,7 +69,7 @@ def gradient_conflict(dataset, settings_by_adapter: dict[str, dict], batches: in
                 cosines.append(modality_cosines(model, loss, inputs, weights, columns))
         cosines = np.array(cosines)
         for k, module in enumerate(MODULES):
-            rows.append({"dataset": dataset.name, "adapter": adapter, "module": module,
+            rows.append({"dataset": dataset.name, "data_hash": dataset.content_hash, "adapter": adapter, "module": module,
                          "part": "B" if adapter == "lora" else "B_1 (first expert)",
                          "cosine": cosines[:, k].mean(), "std": cosines[:, k].std(), "batches": batches,
                          "paper": PAPER[(adapter, module)], "adapter_key": adapter_key(dataset, s)})

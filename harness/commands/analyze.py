@@ -21,25 +21,33 @@ def add_parser(sub) -> None:
 
 
 def gradients_main(args) -> int:
-    from pathlib import Path
-
-    from harness.config import parse_overrides, results_dir
-    from harness.data.prepare import load_dataset
+    from harness.config import parse_overrides
     from harness.errors import HarnessError
-    from harness.fileio import atomic_path
-    from extractors.sda.gradients import gradient_conflict
-    from extractors.store import make_extractor
 
     if args.batches < 1:
         raise HarnessError(f"--batches {args.batches} must be at least 1.")
-    dataset = load_dataset(args.dataset, args.profile)
-    overrides = parse_overrides(args.overrides)
-    settings = {adapter: make_extractor(name, dataset, args.profile, overrides).settings()
-                for adapter, name in (("lora", "sda-lora"), ("moda", "sda"))}
-    table = gradient_conflict(dataset, settings, args.batches)
+    table, out = gradient_table(args.dataset, args.profile, parse_overrides(args.overrides), args.batches, args.csv)
     print(table.drop(columns=["dataset", "adapter_key"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    out = Path(args.csv) if args.csv else results_dir() / "analysis" / f"gradients-{dataset.name}.csv"
-    with atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False)
     print(f"written: {out}")
     return 0
+
+
+def gradient_table(dataset_name: str, profile: str | None, overrides: dict, batches: int, csv: str | None = None):
+    """The LoRA vs MoDA gradient conflict of a data set's adapters (trained first when missing),
+    written to `csv` or results/analysis/gradients-<data set>.csv: (table, path)."""
+    from pathlib import Path
+
+    from extractors.sda.gradients import gradient_conflict
+    from extractors.store import make_extractor
+    from harness.config import results_dir
+    from harness.data.prepare import load_dataset
+    from harness.fileio import atomic_path
+
+    dataset = load_dataset(dataset_name, profile)
+    settings = {adapter: make_extractor(name, dataset, profile, overrides).settings()
+                for adapter, name in (("lora", "sda-lora"), ("moda", "sda"))}
+    table = gradient_conflict(dataset, settings, batches)
+    out = Path(csv) if csv else results_dir() / "analysis" / f"gradients-{dataset.name}.csv"
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
+    return table, out

@@ -18,6 +18,19 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
+    from harness.config import parse_overrides
+
+    table, out = diagnostics_table(args.dataset, args.extractor, args.profile, parse_overrides(args.overrides), args.csv)
+    print(table.drop(columns=["feature_key", "data_hash"]).to_string(
+        index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"written: {out}")
+    return 0
+
+
+def diagnostics_table(dataset_name: str, extractors: list[str], profile: str | None, overrides: dict,
+                      csv: str | None = None):
+    """Alignment diagnostics of each extractor's features (extracted when missing), written to `csv`
+    or results/diagnostics/<data set>.csv: (table, path)."""
     from pathlib import Path
 
     import pandas as pd
@@ -25,24 +38,20 @@ def main(args) -> int:
     from extractors.alignment import diagnose
     from extractors.registry import EXTRACTORS
     from extractors.store import load_or_extract
-    from harness.config import parse_overrides, results_dir
+    from harness.config import results_dir
     from harness.data.prepare import load_dataset
     from harness.fileio import atomic_path
 
-    for name in args.extractor:
+    for name in extractors:
         EXTRACTORS.check(name)
-    overrides = parse_overrides(args.overrides)
-    dataset = load_dataset(args.dataset, args.profile)
+    dataset = load_dataset(dataset_name, profile)
     rows = []
-    for name in args.extractor:
-        features = load_or_extract(dataset, name, args.profile, overrides)
+    for name in extractors:
+        features = load_or_extract(dataset, name, profile, overrides)
         rows.append({"dataset": dataset.name, "extractor": name, "feature_key": features.key,
                      "data_hash": dataset.content_hash, **diagnose(features)})
     table = pd.DataFrame(rows)
-    print(table.drop(columns=["feature_key", "data_hash"]).to_string(
-        index=False, float_format=lambda v: f"{v:.4f}"))
-    out = Path(args.csv) if args.csv else results_dir() / "diagnostics" / f"{dataset.name}.csv"
+    out = Path(csv) if csv else results_dir() / "diagnostics" / f"{dataset.name}.csv"
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False)
-    print(f"written: {out}")
-    return 0
+    return table, out

@@ -1,0 +1,126 @@
+"""Plans: one YAML per table or figure (configs/tables/<name>.yaml) listing its cells.
+
+A plan names the data sets, the rows (models x extractors, or an explicit list of rows with a
+`variant` label and extractor settings such as `extractor.experts: 4`), the groups and metrics,
+which extractor is "ours" for the significance marks, the layout of the rendered table and the
+file of the paper's published numbers to join. A researcher adds a row by editing YAML.
+
+Each (row, data set) pair is one job: a grid search picked on validation; its winner fills one
+table cell per (group, metric).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.config import CONFIG_DIR, config_names, load_group, load_yaml
+from harness.errors import HarnessError
+
+GROUPS = ("overall", "tail")
+METRICS = ("HR@10", "NDCG@10")
+# table metric name -> (per-user column, k) in the result store
+METRIC_COLUMNS = {"HR@5": "hit@5", "HR@10": "hit@10", "HR@20": "hit@20",
+                  "NDCG@5": "ndcg@5", "NDCG@10": "ndcg@10", "NDCG@20": "ndcg@20"}
+ROW_KEYS = {"model", "extractor", "variant", "overrides"}
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: overrides may hold lists
+class Job:
+    """One grid of the plan: a model with an extractor (and its settings) on one data set."""
+
+    model: str
+    extractor: str
+    dataset: str
+    variant: str = ""
+    overrides: tuple = ()  # sorted (key, value) pairs: hashable, printable
+
+    @property
+    def label(self) -> str:
+        name = f"{self.model} / {self.extractor}"
+        if self.variant and self.variant != self.extractor:
+            name += f" [{self.variant}]"
+        return f"{name} / {self.dataset}"
+
+
+@dataclass
+class Plan:
+    name: str
+    title: str
+    datasets: list[str]
+    rows: list[dict] = field(default_factory=list)
+    kind: str = "grid"  # grid: cells from grid winners; stats: each data set's statistics (Table 2)
+    ours: str | None = None
+    groups: list[str] = field(default_factory=lambda: list(GROUPS))
+    metrics: list[str] = field(default_factory=lambda: list(METRICS))
+    layout: dict = field(default_factory=dict)
+    paper: str | None = None  # a file of ../shared/paper
+    figure: str | None = None  # a plot of harness.tables.figures, for figure plans
+    delta_against: str | None = None  # a variant: add each row's mean relative change to it (Table 3)
+    overrides: dict = field(default_factory=dict)  # key=value settings for every job (a row's win)
+    notes: list[str] = field(default_factory=list)
+
+    def jobs(self, datasets: list[str] | None = None) -> list[Job]:
+        """Every job, data sets outermost (so a data set's features and teacher are built once
+        and reused by the jobs that follow)."""
+        chosen = self.datasets if not datasets else datasets
+        unknown = [d for d in chosen if d not in self.datasets]
+        if unknown:
+            raise HarnessError(f"plan '{self.name}' has no data set '{unknown[0]}'; it covers "
+                               f"{', '.join(self.datasets)} (edit configs/tables/{self.name}.yaml to add one).")
+        return [Job(row["model"], row["extractor"], dataset, row.get("variant", ""),
+                    tuple(sorted({**self.overrides, **(row.get("overrides") or {})}.items())))
+                for dataset in chosen for row in self.rows]
+
+
+def plan_names() -> list[str]:
+    return config_names("tables")
+
+
+def load_plan(name: str) -> Plan:
+    """configs/tables/<name>.yaml (or a plan file's path), checked: unknown keys, models and
+    extractors fail with a hint."""
+    if name.endswith((".yaml", ".yml")):
+        where = Path(name)
+        raw, name = dict(load_yaml(where)), where.stem
+    else:
+        where = CONFIG_DIR / "tables" / f"{name}.yaml"
+        raw = dict(load_group("tables", name))
+    rows = raw.pop("rows", None)
+    models, extractors = raw.pop("models", None), raw.pop("extractors", None)
+    if rows is None and raw.get("kind") != "stats":
+        if not models or not extractors:
+            raise HarnessError(f"{where}: give `rows:` or both `models:` and `extractors:`.")
+        rows = [{"model": m, "extractor": e, "variant": e} for m in models for e in extractors]
+    try:
+        plan = Plan(name=name, rows=rows or [], **raw)
+    except TypeError as err:
+        raise HarnessError(f"{where}: {err}; see the other plans in configs/tables/ for the keys.") from None
+    _check(plan, where)
+    return plan
+
+
+def _check(plan: Plan, where) -> None:
+    from extractors.registry import EXTRACTORS
+    from recommenders import MODELS
+
+    if plan.kind not in ("grid", "stats"):
+        raise HarnessError(f"{where}: kind '{plan.kind}' is not grid or stats.")
+    if not plan.datasets or (plan.kind == "grid" and not plan.rows):
+        raise HarnessError(f"{where}: a plan needs at least one data set and one row.")
+    for row in plan.rows:
+        extra = set(row) - ROW_KEYS
+        if extra or "model" not in row or "extractor" not in row:
+            raise HarnessError(f"{where}: row {row} needs `model` and `extractor` and takes only "
+                               f"{', '.join(sorted(ROW_KEYS))}.")
+        MODELS.check(row["model"])
+        EXTRACTORS.check(row["extractor"])
+        row.setdefault("variant", row["extractor"])
+        row["variant"] = str(row["variant"])
+    for group in plan.groups:
+        if group not in GROUPS:
+            raise HarnessError(f"{where}: group '{group}' is not one of {', '.join(GROUPS)}.")
+    for metric in plan.metrics:
+        if metric not in METRIC_COLUMNS:
+            raise HarnessError(f"{where}: metric '{metric}' is not one of {', '.join(METRIC_COLUMNS)}.")
+    if plan.ours is not None and plan.ours not in {r["extractor"] for r in plan.rows}:
+        raise HarnessError(f"{where}: ours '{plan.ours}' is not the extractor of any row.")
