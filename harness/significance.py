@@ -98,7 +98,8 @@ def bootstrap_ci(values, level: float = 0.95, n_resamples: int = 2000, seed: int
     """Percentile bootstrap CI of the mean (`scipy.stats.bootstrap`, seeded).
 
     Percentile rather than BCa: BCa's jackknife acceleration is undefined on 0/1 samples with
-    few hits. A constant sample gives (v, v); an empty one (NaN, NaN).
+    few hits. A constant sample (one user included, which scipy refuses) gives (v, v); an empty
+    one (NaN, NaN).
     """
     v = np.asarray(values, dtype=float)
     if v.size == 0:
@@ -125,11 +126,11 @@ def relative_gain(ours, best) -> float:
 UNIT = ("table", "profile", "model", "dataset", "group", "metric")
 
 
-def mark_cells(cells: pd.DataFrame, per_user: Callable[[str, str, str], object], ours: str = "sda") -> pd.DataFrame:
+def mark_cells(cells: pd.DataFrame, ours: str | None, per_user: Callable[[str, str, str], object]) -> pd.DataFrame:
     """Fill ours, baseline, p_ttest, p_wilcoxon, p_holm and marked on a copy of `cells` (schema.md).
 
     `cells` needs extractor, value, n, run_key and the UNIT columns it has. Within each unit,
-    every row whose extractor is `ours` is tested against the best other extractor by value
+    every row whose extractor is `ours` (None: no row) is tested against the best other extractor by value
     (first in row order on ties): `per_user(run_key, group, metric)` gives a run's per-user
     values, as a pandas Series indexed by user (aligned here) or as arrays in one shared user
     order. p_holm corrects p_ttest across all tested cells of one table; marked needs ours above
@@ -149,7 +150,7 @@ def mark_cells(cells: pd.DataFrame, per_user: Callable[[str, str, str], object],
         if others.empty:
             continue
         base = others.loc[others["value"].idxmax()]
-        for i in rows.index[rows["ours"]]:
+        for i in rows.index[rows["ours"] & rows["value"].notna()]:  # a failed run has no users to test
             row = out.loc[i]
             a = per_user(row["run_key"], row["group"], row["metric"])
             b = per_user(base["run_key"], base["group"], base["metric"])

@@ -111,7 +111,7 @@ def test_bootstrap_ci_seeded_contains_mean_and_shrinks_with_n():
     p = large.mean()
     assert (hi_l - lo_l) / 2 == pytest.approx(1.96 * np.sqrt(p * (1 - p) / large.size), rel=0.1)
     assert (hi_l - lo_l) < (hi_s - lo_s) / 5  # 100x the users: about 1/10 the width
-    assert bootstrap_ci(np.full(7, 0.25)) == (0.25, 0.25)
+    assert bootstrap_ci(np.full(7, 0.25)) == (0.25, 0.25) and bootstrap_ci([0.4]) == (0.4, 0.4)
     assert np.isnan(bootstrap_ci([])).all()
 
 
@@ -148,7 +148,7 @@ def _toy_cells():
 def test_mark_cells_picks_best_baseline_and_corrects_across_the_table():
     cells, per_user = _toy_cells()
     calls = []
-    out = mark_cells(cells, lambda key, group, metric: calls.append(metric) or per_user[(key, group)])
+    out = mark_cells(cells, "sda", lambda key, group, metric: calls.append(metric) or per_user[(key, group)])
     got = out.set_index(["model", "extractor", "group"])
     # baselines: best non-ours extractor by value in each (model, group).
     assert got.loc[("vbpr", "sda", "overall"), "baseline"] == "clip"
@@ -176,6 +176,21 @@ def test_mark_cells_refuses_runs_on_different_users():
     cells, per_user = _toy_cells()
     per_user[("vbpr-clip", "overall")] = per_user[("vbpr-clip", "overall")].rename(lambda u: u + "x")
     with pytest.raises(HarnessError, match="different users"):
-        mark_cells(cells, lambda key, group, metric: per_user[(key, group)])
+        mark_cells(cells, "sda", lambda key, group, metric: per_user[(key, group)])
     with pytest.raises(HarnessError, match="run_key"):
-        mark_cells(cells.drop(columns="run_key"), lambda *a: None)
+        mark_cells(cells.drop(columns="run_key"), "sda", lambda *a: None)
+
+
+def test_mark_cells_skips_failed_runs_and_plans_without_ours():
+    cells, per_user = _toy_cells()
+    failed = (cells["model"] == "vbpr") & (cells["extractor"] == "sda") & (cells["group"] == "overall")
+    cells.loc[failed, ["value", "n", "run_key"]] = [np.nan, 0, ""]
+    asked = []
+    out = mark_cells(cells, "sda", lambda key, group, metric: asked.append(key) or per_user[(key, group)])
+    assert "" not in asked and not out["marked"].any()
+    assert out.loc[failed, ["p_ttest", "p_holm"]].isna().all(axis=None)
+    # sasrec overall is now the only tested cell: Holm with m = 1 leaves its p as it is.
+    sasrec = (out["model"] == "sasrec") & out["ours"] & (out["group"] == "overall")
+    assert out.loc[sasrec, "p_holm"].item() == out.loc[sasrec, "p_ttest"].item()
+    none = mark_cells(cells, None, lambda *a: pytest.fail("no ours rows: nothing to fetch"))
+    assert not none["ours"].any() and (none["baseline"] == "").all() and none["p_holm"].isna().all()
