@@ -27,10 +27,10 @@ def _plan_cells():
 
 
 LAYOUT = {"rows": ("model", "extractor"), "columns": ("dataset", "group", "metric")}
-CAPTION = "Table 1 (mini): HR & NDCG, 100% sampled #neg_items"
+CAPTION = "Table 1 (mini): HR & NDCG, 100% sampled #neg_items, p < 0.05"
 
 EXPECTED_MD = """\
-Table 1 (mini): HR & NDCG, 100% sampled #neg\\_items
+Table 1 (mini): HR & NDCG, 100% sampled #neg\\_items, p < 0.05
 
 | model | extractor | beauty / tail / HR@10 | beauty / tail / NDCG@10 |
 |:---|:---|---:|---:|
@@ -46,7 +46,7 @@ Table 1 (mini): HR & NDCG, 100% sampled #neg\\_items
 
 EXPECTED_TEX = r"""\begin{table}[t]
 \centering
-\caption{Table 1 (mini): HR \& NDCG, 100\% sampled \#neg\_items}
+\caption{Table 1 (mini): HR \& NDCG, 100\% sampled \#neg\_items, p $<$ 0.05}
 \begin{tabular}{llrr}
 \toprule
  &  & \multicolumn{2}{c}{beauty} \\
@@ -55,8 +55,10 @@ EXPECTED_TEX = r"""\begin{table}[t]
 \cmidrule(lr){3-4}
 model & extractor & HR@10 & NDCG@10 \\
 \midrule
-vbpr & base & 0.4123 {\scriptsize(0.4258)} & \textbf{0.2800} {\scriptsize(0.2852)} \\
- & sda\_lora & \textbf{0.4501}$^{*}$ & -- {\scriptsize(0.3000)} \\
+vbpr & base & 0.4123 & \textbf{0.2800} \\[-3pt]
+ &  & {\scriptsize(0.4258)} & {\scriptsize(0.2852)} \\
+ & sda\_lora & \textbf{0.4501}$^{*}$ & -- \\[-3pt]
+ &  &  & {\scriptsize(0.3000)} \\
 \midrule
 sasrec & base & \textbf{0.5000} & \textbf{0.3100} \\
  & sda\_lora & \textbf{0.5000} & 0.3000 \\
@@ -64,7 +66,7 @@ sasrec & base & \textbf{0.5000} & \textbf{0.3100} \\
 $n$ &  & 120 & 118--120 \\
 \bottomrule
 \end{tabular}
-\par\smallskip\footnotesize\raggedright
+\par\smallskip\footnotesize
 Profile mini, commit 0123abc.\par
 * marks sda\_lora.\par
 \end{table}
@@ -103,6 +105,7 @@ def test_one_row_level_bolds_across_the_whole_table_and_percent_metrics_use_two_
                        "| w/o MoDA | 0.5604 (0.5604) | -2.65 (-2.65) |", "| n | 50 | 50 |"]
     tex = render_latex(cells, rows=("variant",), columns=("metric",), caption="Ablation")
     assert "variant & HR@10 & $\\Delta$\\% \\\\" in tex and "\\cmidrule" not in tex  # one header level
+    assert "w/o MoDA & 0.5604 & -2.65 \\\\[-3pt]\n & {\\scriptsize(0.5604)} & {\\scriptsize(-2.65)} \\\\" in tex
     assert tex.count("\\midrule") == 2  # below the header and above n: no row groups to separate
 
 

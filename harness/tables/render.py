@@ -4,8 +4,9 @@
 extractors in the paper's Table 1), `columns` the header levels (e.g. dataset, group, metric).
 Rows and columns keep the order in which their labels first appear in the cells. A cell shows its
 value with 4 decimals (2 for percent metrics such as "Δ%"), bold where it is the best of its column
-within its row group, an asterisk where `marked`, and the paper's value in parentheses beside it;
-a last row gives the users behind each column (n).
+within its row group, an asterisk where `marked`, and the paper's value in parentheses: beside it in
+Markdown, on a small line under its row in LaTeX (beside, a 12-column Table 1 is twice a page wide).
+A last row gives the users behind each column (n).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ NA = {"md": "–", "tex": "--"}
 def render_markdown(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], caption: str,
                     notes: Sequence[str] = ()) -> str:
     """A GitHub Markdown table: caption paragraph, one header row ("beauty / tail / HR@10"), notes below."""
-    row_keys, col_keys, text, n_row = _layout(cells, rows, columns, "md")
+    row_keys, col_keys, text, paper, n_row = _layout(cells, rows, columns, "md")
     lines = [_md(caption), "",
              "| " + " | ".join([*map(_md, rows), *(_md(" / ".join(map(str, c))) for c in col_keys)]) + " |",
              "|" + ":---|" * len(rows) + "---:|" * len(col_keys)]
@@ -31,7 +32,8 @@ def render_markdown(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[
         labels = [_md(x) for x in r]
         if len(r) == 2 and i and row_keys[i - 1][0] == r[0]:
             labels[0] = ""  # the row group's label stands on its first row only
-        lines.append("| " + " | ".join([*labels, *(text[r, c] for c in col_keys)]) + " |")
+        shown = (text[r, c] + (f" ({paper[r, c]})" if paper[r, c] else "") for c in col_keys)
+        lines.append("| " + " | ".join([*labels, *shown]) + " |")
     lines.append("| " + " | ".join(["n", *[""] * (len(rows) - 1), *n_row]) + " |")
     lines += [""] + [f"- {_md(note)}" for note in notes]
     return "\n".join(lines).rstrip() + "\n"
@@ -41,7 +43,7 @@ def render_latex(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str
                  notes: Sequence[str] = ()) -> str:
     """A booktabs `table` float (needs \\usepackage{booktabs}): one header line per column level,
     \\multicolumn over equal labels with \\cmidrule under them, \\midrule between row groups."""
-    row_keys, col_keys, text, n_row = _layout(cells, rows, columns, "tex")
+    row_keys, col_keys, text, paper, n_row = _layout(cells, rows, columns, "tex")
     k = len(rows)
     lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{_tex(caption)}}}",
              f"\\begin{{tabular}}{{{'l' * k}{'r' * len(col_keys)}}}", "\\toprule"]
@@ -58,17 +60,22 @@ def render_latex(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str
             labels[0] = ""
         elif k == 2 and i:
             lines.append("\\midrule")
-        lines.append(" & ".join([*labels, *(text[r, c] for c in col_keys)]) + " \\\\")
+        has_paper = any(paper[r, c] for c in col_keys)
+        # the paper's line hangs close under its row: a \scriptsize line keeps the full row height
+        lines.append(" & ".join([*labels, *(text[r, c] for c in col_keys)]) + " \\\\" + "[-3pt]" * has_paper)
+        if has_paper:
+            lines.append(" & ".join([""] * k + [f"{{\\scriptsize({paper[r, c]})}}" if paper[r, c] else ""
+                                               for c in col_keys]) + " \\\\")
     lines += ["\\midrule", " & ".join(["$n$", *[""] * (k - 1), *n_row]) + " \\\\", "\\bottomrule",
               "\\end{tabular}"]
     if notes:
-        lines += ["\\par\\smallskip\\footnotesize\\raggedright"] + [f"{_tex(note)}\\par" for note in notes]
+        lines += ["\\par\\smallskip\\footnotesize"] + [f"{_tex(note)}\\par" for note in notes]
     lines.append("\\end{table}")
     return "\n".join(lines) + "\n"
 
 
 def _layout(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], fmt: str):
-    """Row and column keys in order of first appearance, each cell's text, and the n row."""
+    """Row and column keys in order of first appearance, each cell's text and paper value text, the n row."""
     rows, columns = list(rows), list(columns)
     if len(rows) not in (1, 2) or not columns:
         raise HarnessError(f"a table layout needs one or two row columns and at least one header column, got "
@@ -98,22 +105,22 @@ def _layout(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], fm
     marked = cells["marked"].to_numpy(dtype=bool) if "marked" in cells else np.zeros(len(cells), bool)
     paper = cells["paper_value"].to_numpy(dtype=float) if "paper_value" in cells else np.full(len(cells), np.nan)
     text = {(r, c): NA[fmt] for r in row_keys for c in col_keys}
+    paper_text = {(r, c): "" for r in row_keys for c in col_keys}
     for i, (r, c) in enumerate(zip(row_of, col_of)):
-        text[r, c] = _cell(shown[i], decimals[i], shown[i] == best[i], marked[i], paper[i], fmt)
+        text[r, c] = _cell(shown[i], decimals[i], shown[i] == best[i], marked[i], fmt)
+        paper_text[r, c] = "" if np.isnan(paper[i]) else f"{paper[i]:.{decimals[i]}f}"
     # n over the cells that show a value (a failed run's n = 0 says nothing about the column).
     n = cells["n"].where(~np.isnan(values)).groupby(column).agg(["min", "max"])
     n_row = [_range(*n.loc[j], fmt) if j in n.index else NA[fmt] for j in range(len(col_keys))]
-    return row_keys, col_keys, text, n_row
+    return row_keys, col_keys, text, paper_text, n_row
 
 
-def _cell(value: float, decimals: int, best: bool, marked: bool, paper: float, fmt: str) -> str:
+def _cell(value: float, decimals: int, best: bool, marked: bool, fmt: str) -> str:
     out = NA[fmt] if np.isnan(value) else f"{value:.{decimals}f}"
     if best:
         out = f"**{out}**" if fmt == "md" else f"\\textbf{{{out}}}"
     if marked:
         out += "\\*" if fmt == "md" else "$^{*}$"
-    if not np.isnan(paper):
-        out += f" ({paper:.{decimals}f})" if fmt == "md" else f" {{\\scriptsize({paper:.{decimals}f})}}"
     return out
 
 
@@ -141,7 +148,7 @@ def _md(text) -> str:
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
         "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "Δ": r"$\Delta$", "≥": r"$\geq$",
-        "≤": r"$\leq$", "±": r"$\pm$", "×": r"$\times$"}
+        "≤": r"$\leq$", "±": r"$\pm$", "×": r"$\times$", "<": r"$<$", ">": r"$>$", "|": r"\textbar{}"}
 
 
 def _tex(text) -> str:
