@@ -130,10 +130,10 @@ def mark_cells(cells: pd.DataFrame, ours: str | None, per_user: Callable[[str, s
     """Fill ours, baseline, p_ttest, p_wilcoxon, p_holm and marked on a copy of `cells` (schema.md).
 
     `cells` needs extractor, value, n, run_key and the UNIT columns it has. Within each unit,
-    every row whose extractor is `ours` (None: no row) is tested against the best other extractor by value
-    (first in row order on ties): `per_user(run_key, group, metric)` gives a run's per-user
-    values, as a pandas Series indexed by user (aligned here) or as arrays in one shared user
-    order. p_holm corrects p_ttest across all tested cells of one table; marked needs ours above
+    every row whose extractor is `ours` (None: no row) is tested against the best other
+    extractor by value (first in row order on ties): `per_user(run_key, group, metric)` gives a
+    run's per-user values, as a pandas Series indexed by user (aligned here) or as arrays in one
+    shared user order. p_holm corrects p_ttest across all tested cells of one table; marked needs ours above
     the baseline, n >= MIN_TEST_N and p_holm < ALPHA.
     """
     missing = {"extractor", "value", "n", "run_key", "group", "metric"} - set(cells.columns)

@@ -1,4 +1,4 @@
-"""Paired tests read aligned per-user files; table statistics (p-values, Holm, CIs, asterisks) match hand-derived values."""
+"""Paired tests on aligned per-user files; table statistics (p-values, Holm, CIs, asterisks) match hand-derived values."""
 import numpy as np
 import pandas as pd
 import pytest

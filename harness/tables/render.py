@@ -102,7 +102,7 @@ def _layout(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], fm
     column = [col_pos[c] for c in col_of]
     group = [r[0] if len(rows) == 2 else "" for r in row_of]
     best = pd.Series(shown).groupby([group, column]).transform("max").to_numpy()
-    marked = cells["marked"].to_numpy(dtype=bool) if "marked" in cells else np.zeros(len(cells), bool)
+    marked = cells["marked"].eq(True).to_numpy() if "marked" in cells else np.zeros(len(cells), bool)  # NaN: no
     paper = cells["paper_value"].to_numpy(dtype=float) if "paper_value" in cells else np.full(len(cells), np.nan)
     text = {(r, c): NA[fmt] for r in row_keys for c in col_keys}
     paper_text = {(r, c): "" for r in row_keys for c in col_keys}
