@@ -7,6 +7,7 @@ a second build only re-reads the store, and a killed build resumes where it stop
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -39,12 +40,14 @@ def run_jobs(plan: Plan, jobs: list[Job], profile: str | None, executor: str = "
 
     store = store or ResultStore()
     winners, failures = {}, {}
-    bar = tqdm(total=len(jobs), desc=plan.name, unit="cell", dynamic_ncols=True)
+    # The overall bar stays on the terminal; each job's own output (grid lines, extraction and
+    # epoch bars) goes to the log, so the screen shows one line per cell.
+    bar = tqdm(total=len(jobs), desc=plan.name, unit="cell", dynamic_ncols=True, file=sys.stderr)
     for number, job in enumerate(jobs, 1):
         began = time.perf_counter()
         overrides = {**dict(job.overrides), "train.progress": False}
         try:
-            with contextlib.redirect_stdout(log) if log else contextlib.nullcontext():
+            with (contextlib.redirect_stdout(log), contextlib.redirect_stderr(log)) if log else contextlib.nullcontext():
                 out = run_grid(job.model, job.dataset, job.extractor, profile, overrides,
                                executor=executor, workers=workers, store=store)
             winners[job] = out["winner"]
