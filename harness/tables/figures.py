@@ -97,11 +97,13 @@ def _absent(ax, text: str = "n=0: no users") -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
 
 
-def _bars(ax, x, values, low, high, width, color, label=None, fmt: str = "{:.3f}") -> list[float]:
+def _bars(ax, x, values, low, high, width, color, label=None, fmt: str = "{:#.3g}",
+          upright: bool = False) -> list[float]:
     """Bars with whiskers from low to high (95% CI) and value labels; NaN values draw no bar.
 
-    A missing value is absent, never a zero-height bar. Returns where the labels sit (the whisker's
-    end, or the bar's top without one) for the axis limits.
+    A missing value is absent, never a zero-height bar. `fmt` keeps significant digits, so small
+    values (recall@1 near 0.0003) still read; `upright` turns labels 90 degrees for bars too narrow
+    for them. Returns where the labels sit (the whisker's end, or the bar's top) for the limits.
     """
     x, values, low, high = (np.asarray(v, dtype=float) for v in (x, values, low, high))
     keep = np.isfinite(values)
@@ -116,17 +118,18 @@ def _bars(ax, x, values, low, high, width, color, label=None, fmt: str = "{:.3f}
     tops = np.where(has_ci, np.where(values >= 0, high, low), values)
     for xi, value, top in zip(x, values, tops):
         up = value >= 0
-        ax.annotate(fmt.format(value).replace("-", "\u2212"), (xi, top), xytext=(0, 1.5 if up else -1.5), textcoords="offset points",
-                    ha="center", va="bottom" if up else "top", fontsize=5.5)
+        ax.annotate(fmt.format(value).replace("-", "\u2212"), (xi, top), xytext=(0, 1.5 if up else -1.5),
+                    textcoords="offset points", ha="center", va="bottom" if up else "top", fontsize=5.5,
+                    rotation=90 if upright else 0)
     return list(tops)
 
 
-def _limits(ax, tops: list[float]) -> None:
-    """Y limits from 0 (or below, for negative bars) with room above the labels."""
+def _limits(ax, tops: list[float], pad: float = 0.22) -> None:
+    """Y limits from 0 (or below, for negative bars) with room (a share of the range) for the labels."""
     tops = np.asarray(tops, dtype=float)
     tops = tops[np.isfinite(tops)]
     low, high = min(tops.min(initial=0.0), 0.0), max(tops.max(initial=0.0), 0.0)
-    pad = 0.22 * ((high - low) or 1.0)
+    pad = pad * ((high - low) or 1.0)
     ax.set_ylim(low - pad if low < 0 else 0.0, high + pad)
     if low < 0:
         ax.axhline(0, color="0.3", linewidth=0.5)
@@ -286,12 +289,13 @@ def figure_modality_gap(diagnostics: pd.DataFrame, footer: str) -> Figure:
                 values = diagnostics[column].to_numpy(dtype=float)
                 tops += _bars(ax, x + (k - (len(columns) - 1) / 2) * width, values, np.full_like(values, np.nan),
                               np.full_like(values, np.nan), width, PALETTE[k], label if len(columns) > 1 else None,
-                              "{:.2f}")
+                              "{:#.2g}", upright=len(columns) > 1)
             missing = diagnostics[[c for c, _ in columns]].isna().all(axis=1).to_numpy()
             for i in np.flatnonzero(missing):  # base: CNN and MiniLM features share no space
                 ax.text(x[i], 0.03, "no shared space", transform=ax.get_xaxis_transform(), ha="center",
-                        va="bottom", rotation=90, fontsize=5.5, color="0.4")
-            _limits(ax, tops)
+                        va="bottom", rotation=90, fontsize=5.5, color="0.4",
+                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})
+            _limits(ax, tops, 0.4 if len(columns) > 1 else 0.22)
             _categories(ax, labels)
             if len(columns) > 1:
                 _legend_above(ax, title)
