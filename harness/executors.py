@@ -66,11 +66,29 @@ def _pin_gpu(queue) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = str(queue.get())
 
 
-def run_local(jobs: list[Job], workers: int) -> list[str]:
+def _report(outcomes, on_done) -> list[str]:
+    """Feed (index, outcome) pairs, in completion order, to `on_done(index, run_key, error)`; without
+    a callback the first error propagates. Returns the run keys in job order (None where failed)."""
+    keys: dict[int, str | None] = {}
+    for index, outcome in outcomes:
+        try:
+            keys[index] = outcome()
+        except Exception as err:  # the callback decides; a grid without one stops here
+            if on_done is None:
+                raise
+            keys[index] = None
+            on_done(index, None, err)
+            continue
+        if on_done is not None:
+            on_done(index, keys[index], None)
+    return [keys[i] for i in sorted(keys)]
+
+
+def run_local(jobs: list[Job], workers: int, on_done=None) -> list[str]:
     if workers == 1:
-        return [run_job(job) for job in jobs]
+        return _report(((i, lambda job=job: run_job(job)) for i, job in enumerate(jobs)), on_done)
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     context = mp.get_context("spawn")  # a clean interpreter per worker: no forked torch/CUDA state
     gpus = gpu_count()
@@ -83,10 +101,11 @@ def run_local(jobs: list[Job], workers: int) -> list[str]:
             queue.put(gpu)
         initializer, initargs = _pin_gpu, (queue,)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs) as pool:
-        return list(pool.map(run_job, jobs))
+        futures = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
+        return _report(((futures[f], f.result) for f in as_completed(futures)), on_done)
 
 
-def run_ray(jobs: list[Job], workers: int) -> list[str]:
+def run_ray(jobs: list[Job], workers: int, on_done=None) -> list[str]:
     try:
         import ray
     except ImportError:
@@ -95,14 +114,24 @@ def run_ray(jobs: list[Job], workers: int) -> list[str]:
         ray.init(include_dashboard=False, log_to_driver=False)
     cpus = int(ray.cluster_resources().get("CPU", 1))
     task = ray.remote(num_cpus=max(1, cpus // workers), num_gpus=1 if gpu_count() else 0)(run_job)
-    return ray.get([task.remote(job) for job in jobs])
+    refs = {task.remote(job): i for i, job in enumerate(jobs)}
+
+    def completed():
+        pending = list(refs)
+        while pending:
+            (done,), pending = ray.wait(pending, num_returns=1)
+            yield refs[done], lambda done=done: ray.get(done)
+
+    return _report(completed(), on_done)
 
 
-def run_jobs(jobs: list[Job], executor: str = "local", workers: int = 1) -> list[str]:
+def run_jobs(jobs: list[Job], executor: str = "local", workers: int = 1, on_done=None) -> list[str]:
+    """Run the jobs; `on_done(index, run_key, error)` hears of each as it ends (and then a failed
+    job does not stop the others)."""
     if executor not in EXECUTORS:
         raise HarnessError(f"unknown executor '{executor}'; use one of {', '.join(EXECUTORS)}.")
     if workers < 1:
         raise HarnessError(f"--workers must be at least 1, not {workers}.")
     if not jobs:
         return []
-    return (run_local if executor == "local" else run_ray)(jobs, workers)
+    return (run_local if executor == "local" else run_ray)(jobs, workers, on_done)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -51,34 +52,60 @@ def expand(model: str, dataset: str, extractor: str, profile: str | None, overri
     return [RunSpec.resolve(model, dataset, extractor, profile, {**fixed, **point}) for point in points], axes
 
 
-def run_grid(model: str, dataset: str, extractor: str = "base", profile: str | None = None,
-             overrides: dict | None = None, executor: str = "local", workers: int = 1,
-             store: ResultStore | None = None, data=None, features=None) -> dict:
-    """Run the grid (finished points are skipped); returns the points table, the winner's run key,
-    its summary row and the summary file."""
+@dataclass
+class Grid:
+    """A grid's resolved points with their run keys, on one data set with one feature set."""
+
+    specs: list[RunSpec]
+    keys: list[str]
+    axes: dict
+    data: object
+    features: object
+
+    def todo(self, store: ResultStore) -> list[RunSpec]:
+        return [spec for spec, key in zip(self.specs, self.keys) if not store.is_finished(key)]
+
+
+def prepare_grid(model: str, dataset: str, extractor: str = "base", profile: str | None = None,
+                 overrides: dict | None = None, data=None, features=None) -> Grid:
+    """Expand and check the grid, load its data set and feature set (extracted on first use)."""
     from harness.data.prepare import load_dataset
-    from harness.executors import make_jobs, run_jobs
     from harness.runner import check_known
     from recommenders import MODELS
 
     check_known(model, extractor)
     specs, axes = expand(model, dataset, extractor, profile, overrides or {})
-    store = store or ResultStore()
     data = data or load_dataset(dataset, specs[0].profile)
     if features is None:
         features = load_features_for(specs[0], data, MODELS.get(model))
     keys = [spec.key(data.content_hash, feature_key_of(features)) for spec in specs]
-    todo = [spec for spec, key in zip(specs, keys) if not store.is_finished(key)]
-    print(f"grid {model} / {extractor} / {dataset}: {len(specs)} points, "
-          f"{len(specs) - len(todo)} finished, running {len(todo)} ({executor}, {workers} worker(s))")
-    run_jobs(make_jobs(todo, store, data, features, workers), executor, workers)
+    return Grid(specs, keys, axes, data, features)
 
-    points = pd.DataFrame([{**{k: spec.params[k] for k in axes}, "run_key": key,
+
+def pick(grid: Grid, store: ResultStore) -> dict:
+    """The winner on validation (first of equals, in grid order): the points table, its run key,
+    its summary row and the summary file."""
+    points = pd.DataFrame([{**{k: spec.params[k] for k in grid.axes}, "run_key": key,
                             "valid": valid_value(store, key, spec.train["valid_metric"])}
-                           for spec, key in zip(specs, keys)])
-    best = int(points["valid"].to_numpy().argmax())  # first of equals, in grid order
-    row = summary_row(store, specs[best], keys[best], axes, len(specs))
-    return {"points": points, "winner": keys[best], "row": row, "summary": write_summary(store, row)}
+                           for spec, key in zip(grid.specs, grid.keys)])
+    best = int(points["valid"].to_numpy().argmax())
+    row = summary_row(store, grid.specs[best], grid.keys[best], grid.axes, len(grid.specs))
+    return {"points": points, "winner": grid.keys[best], "row": row, "summary": write_summary(store, row)}
+
+
+def run_grid(model: str, dataset: str, extractor: str = "base", profile: str | None = None,
+             overrides: dict | None = None, executor: str = "local", workers: int = 1,
+             store: ResultStore | None = None, data=None, features=None) -> dict:
+    """Run the grid (finished points are skipped) and pick its winner (see `pick`)."""
+    from harness.executors import make_jobs, run_jobs
+
+    grid = prepare_grid(model, dataset, extractor, profile, overrides, data, features)
+    store = store or ResultStore()
+    todo = grid.todo(store)
+    print(f"grid {model} / {extractor} / {dataset}: {len(grid.specs)} points, "
+          f"{len(grid.specs) - len(todo)} finished, running {len(todo)} ({executor}, {workers} worker(s))")
+    run_jobs(make_jobs(todo, store, grid.data, grid.features, workers), executor, workers)
+    return pick(grid, store)
 
 
 def _split_rows(store: ResultStore, run_key: str, split: str) -> pd.DataFrame:

@@ -47,7 +47,10 @@ def run_jobs(plan: Plan, jobs: list[Job], profile: str | None, executor: str = "
         began = time.perf_counter()
         overrides = {**dict(job.overrides), "train.progress": False}
         try:
-            with (contextlib.redirect_stdout(log), contextlib.redirect_stderr(log)) if log else contextlib.nullcontext():
+            with contextlib.ExitStack() as quiet:
+                if log:
+                    quiet.enter_context(contextlib.redirect_stdout(log))
+                    quiet.enter_context(contextlib.redirect_stderr(log))
                 out = run_grid(job.model, job.dataset, job.extractor, profile, overrides,
                                executor=executor, workers=workers, store=store)
             winners[job] = out["winner"]
