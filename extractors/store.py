@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from extractors.featureset import FeatureSet
+from extractors.prompts import items_without_text
 from extractors.registry import EXTRACTORS
 from harness.config import artifacts_dir, load_group, profile_name
 from harness.errors import HarnessError
@@ -113,7 +114,8 @@ def load_or_extract(dataset, name: str, profile: str | None = None, overrides: d
         features.meta |= {"extractor": name, "key": cache_key(extractor, dataset),
                           "settings": extractor.settings(), "dataset": dataset.name,
                           "dataset_hash": dataset.content_hash, "seconds": round(seconds, 3),
-                          "items_per_second": round(dataset.n_items / max(seconds, 1e-9), 2)}
+                          "items_per_second": round(dataset.n_items / max(seconds, 1e-9), 2),
+                          "items_without_text": items_without_text(dataset.items)}
         features.check(dataset)  # refuse NaN or a wrong row count before anything is saved
         features.save(path)
     barrier(ranks)

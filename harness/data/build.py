@@ -45,8 +45,9 @@ def _item_table(items: pd.DataFrame, used: list[str], where: str) -> pd.DataFram
             table[col] = ""
     if "asin" not in table.columns:
         table["asin"] = table["raw_id"]
-    # The raw meta record in its stored key order: the extractors' prompts read it.
-    meta_cols = [c for c in items.columns if c not in ("raw_id", "meta")]
+    # The raw meta record in its stored key order: the extractors' prompts read it. An image URL
+    # is not item text (the prompts skip the 2014 record's imUrl too).
+    meta_cols = [c for c in items.columns if c not in ("raw_id", "meta", "image")]
     if "meta" not in table.columns:
         table["meta"] = [
             {c: row[c] for c in meta_cols if row[c] not in ("", None)} for _, row in table.iterrows()

@@ -1,6 +1,7 @@
 """The P5-style source of ../shared/data: sequences.txt (user then items in time order) + items.tsv."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +28,11 @@ def read_sequences_source(folder: Path) -> tuple[list[str], list[list[str]], pd.
     items = pd.read_csv(items_path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
     if "item_id" not in items.columns:
         raise HarnessError(f"{items_path}: the header has no 'item_id' column.")
-    items = items.rename(columns={"item_id": "raw_id"})
+    # image_url (the Sports file) is the 2014 meta's imUrl: the item table's `image` column.
+    items = items.rename(columns={"item_id": "raw_id", "image_url": "image"})
+    if "title" in items.columns:
+        # The 2014 metadata keeps HTML entities in titles ("S&amp;W"); prompts and renders want the text.
+        items["title"] = items["title"].map(html.unescape)
     if "categories" in items.columns:
         # " > " joins a path, " | " separates paths; keep the list-of-paths form of Amazon meta.
         items["categories"] = items["categories"].map(
