@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 PROFILE ?= mini
-WORKERS ?= 1
+WORKERS ?= 2
 TABLE := $(PY) -m harness table --profile $(PROFILE) --workers $(WORKERS)
 FIGURE := $(PY) -m harness figure --profile $(PROFILE) --dataset beauty
 

@@ -15,14 +15,17 @@ from harness.store import ResultStore
 TINY = {"embedding_size": 16, "train.max_epochs": 2, "train.full_ranking": False, "train.progress": False}
 
 
-def test_axes_come_from_the_model_yaml_and_the_cli():
+def test_axes_come_from_the_model_yaml_the_profile_and_the_cli():
     axes, fixed = grid_axes("vbpr", "base", {"grid.reg_weight": [0.5, 1.0], "train.max_epochs": 2})
     assert axes == {"reg_weight": [0.5, 1.0]} and fixed == {"train.max_epochs": 2}
-    assert grid_axes("vbpr", "base", {})[0]["reg_weight"] == [0.1, 2.0, 1.0, 0.01, 0.001, 0.0001, 0.00001]
-    assert set(grid_axes("slmrec", "base", {})[0]) == {"lr", "ssl_temp", "ssl_alpha"}
+    paper = grid_axes("vbpr", "base", {}, "paper")[0]
+    assert paper["reg_weight"] == [0.1, 2.0, 1.0, 0.01, 0.001, 0.0001, 0.00001]
+    assert set(grid_axes("slmrec", "base", {}, "paper")[0]) == {"lr", "ssl_temp", "ssl_alpha"}
+    # the mini profile's own small grid replaces the model's (configs/profiles/mini.yaml)
+    assert grid_axes("vbpr", "base", {}, "mini")[0] == {"reg_weight": [0.1, 0.001]}
     # RAT's alpha only matters with features: the ID rows (base) do not repeat one model five times
-    assert grid_axes("sasrec", "base", {})[0] == {}
-    assert grid_axes("bert4rec", "clip", {})[0] == {"alpha": [0.01, 0.05, 0.1, 0.15, 0.2]}
+    assert grid_axes("sasrec", "base", {}, "paper")[0] == {}
+    assert grid_axes("bert4rec", "clip", {}, "paper")[0] == {"alpha": [0.01, 0.05, 0.1, 0.15, 0.2]}
 
 
 def test_a_grid_key_the_model_does_not_take_is_refused():

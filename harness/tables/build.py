@@ -7,6 +7,7 @@ a second build only re-reads the store, and a killed build resumes where it stop
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 import traceback
@@ -32,41 +33,93 @@ class Built:
     seconds: float = 0.0
 
 
+@contextlib.contextmanager
+def _environ(name: str, value: str):
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+def _reason(err: BaseException) -> str:
+    return str(err) if isinstance(err, HarnessError) else f"{type(err).__name__}: {err}"
+
+
 def run_jobs(plan: Plan, jobs: list[Job], profile: str | None, executor: str = "local", workers: int = 1,
              store: ResultStore | None = None, log=None) -> tuple[dict[Job, str], dict[Job, str]]:
-    """Run each job's grid (finished points are skipped): ({job: winner run key}, {job: reason it
-    failed}). A failing job does not stop the others; its traceback goes to `log`."""
-    from harness.grid import run_grid
+    """Run every job's grid; returns ({job: winner run key}, {job: why it failed}).
+
+    First each grid is prepared here, one after the other (data sets, feature sets and adapters are
+    built once and cached); then every unfinished point of every grid runs in one batch on the
+    executor, so `workers` processes stay busy across cells. A job's line is printed as soon as
+    its last point ends. A failing job does not stop the others; its traceback goes to `log`.
+    """
+    from harness.executors import make_jobs, run_jobs as execute_all
+    from harness.grid import pick, prepare_grid
 
     store = store or ResultStore()
-    winners, failures = {}, {}
-    # The overall bar stays on the terminal; each job's own output (grid lines, extraction and
-    # epoch bars) goes to the log, so the screen shows one line per cell.
-    bar = tqdm(total=len(jobs), desc=plan.name, unit="cell", dynamic_ncols=True, file=sys.stderr)
-    for number, job in enumerate(jobs, 1):
+    out, err = sys.stdout, sys.stderr  # the terminal: job output below goes to the log
+    winners, failures, grids = {}, {}, {}
+
+    def fail(job: Job, error: BaseException) -> None:
+        failures[job] = _reason(error)
+        if log:
+            log.write(f"\n--- {job.label}\n{''.join(traceback.format_exception(error))}")
+
+    with contextlib.ExitStack() as quiet:
+        if log:
+            quiet.enter_context(contextlib.redirect_stdout(log))
+            quiet.enter_context(contextlib.redirect_stderr(log))
+            quiet.enter_context(_environ("TQDM_DISABLE", "1"))  # worker processes' bars too (RAT teachers)
+        for job in tqdm(jobs, desc=f"{plan.name}: data, features", unit="cell", file=err, disable=False):
+            overrides = {**dict(job.overrides), "train.progress": False}
+            try:
+                grids[job] = prepare_grid(job.model, job.dataset, job.extractor, profile, overrides)
+            except Exception as error:  # one broken cell must not stop the table: report it, go on
+                fail(job, error)
+
+        batch, owner = [], []
+        for job, grid in grids.items():
+            todo = make_jobs(grid.todo(store), store, grid.data, grid.features, workers)
+            batch += todo
+            owner += [job] * len(todo)
+        remaining = {job: owner.count(job) for job in grids}
+        bar = tqdm(total=len(jobs), desc=f"{plan.name}: cells", unit="cell", file=err, disable=False,
+                   dynamic_ncols=True, initial=len(failures))
         began = time.perf_counter()
-        overrides = {**dict(job.overrides), "train.progress": False}
-        try:
-            with contextlib.ExitStack() as quiet:
-                if log:
-                    quiet.enter_context(contextlib.redirect_stdout(log))
-                    quiet.enter_context(contextlib.redirect_stderr(log))
-                out = run_grid(job.model, job.dataset, job.extractor, profile, overrides,
-                               executor=executor, workers=workers, store=store)
-            winners[job] = out["winner"]
-            row = out["row"]
-            line = (f"HR@10 {row.get('test_sampled_overall_hit@10', np.nan):.4f} "
-                    f"NDCG@10 {row.get('test_sampled_overall_ndcg@10', np.nan):.4f} "
-                    f"(valid {row['valid_value']:.4f}, {row['points']} point(s))")
-        except HarnessError as err:
-            failures[job], line = str(err), f"FAILED: {err}"
-        except Exception as err:  # one broken cell must not stop the table: report it, go on
-            failures[job], line = f"{type(err).__name__}: {err}", f"FAILED: {type(err).__name__}: {err}"
-            if log:
-                log.write(f"\n--- {job.label}\n{traceback.format_exc()}")
-        bar.write(f"[{number}/{len(jobs)}] {job.label}: {line} [{time.perf_counter() - began:.0f} s]")
-        bar.update()
-    bar.close()
+
+        def finish(job: Job) -> None:
+            if job not in failures:
+                try:
+                    row = pick(grids[job], store)["row"]
+                    winners[job] = row["run_key"]
+                    line = (f"HR@10 {row.get('test_sampled_overall_hit@10', np.nan):.4f} "
+                            f"NDCG@10 {row.get('test_sampled_overall_ndcg@10', np.nan):.4f} "
+                            f"(valid {row['valid_value']:.4f}, {row['points']} point(s))")
+                except Exception as error:
+                    fail(job, error)
+            if job in failures:
+                line = f"FAILED: {failures[job]}"
+            bar.write(f"[{bar.n + 1}/{len(jobs)}] {job.label}: {line} [{time.perf_counter() - began:.0f} s]", file=out)
+            bar.update()
+
+        def on_done(index: int, run_key: str | None, error: BaseException | None) -> None:
+            job = owner[index]
+            if error is not None and job not in failures:
+                fail(job, error)
+            remaining[job] -= 1
+            if remaining[job] == 0:
+                finish(job)
+
+        for job in [j for j in grids if remaining[j] == 0]:  # everything already finished
+            finish(job)
+        execute_all(batch, executor, workers, on_done)
+        bar.close()
     return winners, failures
 
 
