@@ -148,7 +148,7 @@ def _table(plan, results, artifacts):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-def test_a_killed_build_resumes_without_rerunning_and_gives_the_same_table(tmp_path):
+def test_a_killed_build_resumes_without_rerunning_and_gives_the_same_table(tmp_path, capsys):
     import os
     import signal
     import time
@@ -185,3 +185,31 @@ def test_a_killed_build_resumes_without_rerunning_and_gives_the_same_table(tmp_p
     assert len(resumed) == 4 * 2 * 2 and resumed["value"].notna().all() and resumed["n"].gt(0).all()
     markdown = (killed / "tables" / "resume.md").read_text()
     assert "vbpr" in markdown and "resume check" in markdown
+
+    # `results` finds every run behind the table, and the table files
+    os.environ["HARNESS_RESULTS"], saved = str(killed), os.environ["HARNESS_RESULTS"]
+    try:
+        assert cli(["results", "--model", "vbpr"]) == 0
+    finally:
+        os.environ["HARNESS_RESULTS"] = saved
+    listed = capsys.readouterr().out
+    vbpr_keys = set(resumed.loc[resumed["model"] == "vbpr", "run_key"])
+    assert "runs under" in listed and all(key in listed for key in vbpr_keys)
+    assert "resume.csv" in listed and "resume.tex" in listed
+
+
+def test_table2_puts_our_statistics_beside_the_papers(capsys):
+    from harness.config import results_dir
+
+    assert cli(["table", "table2"]) == 0
+    table = pd.read_csv(results_dir() / "tables" / "table2.csv").set_index(["dataset", "source"])
+    # the 5-core counts of ../shared/data/README.md, and the paper's Table 2 as printed
+    assert table.loc[("sports-5core", "5-core (../shared/data)"), ["users", "items", "interactions"]].tolist() == [
+        35598, 18357, 296337]
+    assert table.loc[("beauty-5core", "5-core (../shared/data)"), "users"] == 22363
+    assert table.loc[("beauty", "paper (Table 2)"), ["users", "items", "interactions"]].tolist() == [50498, 57019, 391956]
+    assert table.loc[("toys", "mini profile"), "users"] == 2000
+    assert len(table) == 6 + 3
+    markdown = (results_dir() / "tables" / "table2.md").read_text()
+    assert "paper (Table 2)" in markdown and "35,598" in markdown and "Profile mini" in markdown
+    assert "\\toprule" in (results_dir() / "tables" / "table2.tex").read_text()
