@@ -1,6 +1,9 @@
 """Grid search: expand a model's `grid:` (configs/models/<model>.yaml, `grid.key=[...]` overrides on
 the CLI) into run specs, run the unfinished ones, pick the winner on validation only, and write
-one summary row per (model, extractor, data set, profile) to results/grid_summary.csv.
+one summary row per grid to results/grid_summary.csv. A grid is identified by everything that
+can change its rows (`grid_key`): model, extractor and its settings, data set, profile, data
+hash, feature key, axes and the settings held fixed; running it again replaces its row, and
+another grid (other axes, other extractor settings) gets a row of its own.
 """
 from __future__ import annotations
 
@@ -13,12 +16,11 @@ import pandas as pd
 
 from harness.config import load_group, split_overrides
 from harness.errors import HarnessError
-from harness.fileio import atomic_path
+from harness.fileio import atomic_path, stable_key
 from harness.runner import RunSpec, feature_key_of, load_features_for
 from harness.store import ResultStore
 
 SUMMARY = "grid_summary.csv"
-SUMMARY_KEY = ["model", "extractor", "dataset", "profile"]
 
 
 def grid_axes(model: str, extractor: str, overrides: dict) -> tuple[dict[str, list], dict]:
@@ -75,7 +77,18 @@ def run_grid(model: str, dataset: str, extractor: str = "base", profile: str | N
                            for spec, key in zip(specs, keys)])
     best = int(points["valid"].to_numpy().argmax())  # first of equals, in grid order
     row = summary_row(store, specs[best], keys[best], axes, len(specs))
+    row = {"grid_key": grid_key(specs[0], axes, data.content_hash, feature_key_of(features)),
+           "axes": json.dumps(axes, sort_keys=True)} | row
     return {"points": points, "winner": keys[best], "row": row, "summary": write_summary(store, row)}
+
+
+def grid_key(spec: RunSpec, axes: dict, data_hash: str, feature_key: str) -> str:
+    """What identifies a grid: any point's spec with the axes' values replaced by the axes."""
+    fixed = {k: v for k, v in spec.params.items() if k not in axes}
+    return stable_key({"model": spec.model, "extractor": spec.extractor, "dataset": spec.dataset,
+                       "profile": spec.profile, "extractor_settings": spec.extractor_settings,
+                       "data": data_hash, "features": feature_key, "axes": axes, "fixed": fixed,
+                       "train": spec.key_train()})
 
 
 def _split_rows(store: ResultStore, run_key: str, split: str) -> pd.DataFrame:
@@ -107,15 +120,16 @@ def summary_row(store: ResultStore, spec: RunSpec, run_key: str, axes: dict, n_p
 
 
 def write_summary(store: ResultStore, row: dict) -> Path:
-    """Replace this (model, extractor, data set, profile)'s row in results/grid_summary.csv."""
+    """Replace this grid's row (same `grid_key`) in results/grid_summary.csv, keep the others."""
     path = store.root / SUMMARY
     with store.locked():  # concurrent grids write one at a time
         table = pd.DataFrame([row])
         if path.exists():
             old = pd.read_csv(path)
-            same = (old[SUMMARY_KEY].astype(str) == pd.Series({k: str(row[k]) for k in SUMMARY_KEY})).all(axis=1)
-            if (~same).any():
-                table = pd.concat([old[~same], table], ignore_index=True)
+            # A summary written before grids had keys holds no grid_key: its rows are kept as they are.
+            others = old[old["grid_key"] != row["grid_key"]] if "grid_key" in old else old
+            if len(others):
+                table = pd.concat([others, table], ignore_index=True)
         with atomic_path(path) as tmp:
             table.to_csv(tmp, index=False)
     return path
