@@ -45,16 +45,19 @@ TEST_TAIL = [True, False, True, True, True, True]  # test targets i0 i1 i5 i6 i1
 VALID_TAIL = [False, True, True, True, True, True]  # valid targets i1 i0 i3 i4 i17 i28
 
 
+def hand_spec(source) -> DatasetSpec:
+    """The docstring's data set written as a sequences source in folder `source`."""
+    source.mkdir(parents=True, exist_ok=True)
+    (source / "sequences.txt").write_text("\n".join(SEQUENCES) + "\n")
+    (source / "items.tsv").write_text("item_id\ttitle\n" + "".join(f"i{k}\titem {k}\n" for k in range(N_ITEMS)))
+    return DatasetSpec(name="protocol", source="sequences", path=str(source), recipe="none",
+                       min_user_len=3, n_negatives=N_NEGATIVES, negative_seed=1, tail_threshold=4)
+
+
 @pytest.fixture(scope="module")
 def hand(tmp_path_factory):
     root = tmp_path_factory.mktemp("protocol")
-    source = root / "source"
-    source.mkdir()
-    (source / "sequences.txt").write_text("\n".join(SEQUENCES) + "\n")
-    (source / "items.tsv").write_text("item_id\ttitle\n" + "".join(f"i{k}\titem {k}\n" for k in range(N_ITEMS)))
-    spec = DatasetSpec(name="protocol", source="sequences", path=str(source), recipe="none",
-                       min_user_len=3, n_negatives=N_NEGATIVES, negative_seed=1, tail_threshold=4)
-    return prepare(spec, out_dir=root / "dataset")
+    return prepare(hand_spec(root / "source"), out_dir=root / "dataset")
 
 
 def test_the_hand_built_data_set_is_what_the_docstring_says(hand):
