@@ -128,6 +128,11 @@ def test_the_process_count_is_part_of_the_adapter_key_and_must_match(toys):
         train.check_settings(one, toys.n_items, 2, 64)
 
 
+def test_extract_refuses_to_start_processes_an_untrained_adapter_is_not_keyed_for(capsys):
+    assert cli(["extract", "-e", "sda", "-d", "toys", "--processes", "2", "steps=1", "seed=99"]) == 2
+    assert "pass adapt_processes=2" in capsys.readouterr().err
+
+
 def test_dtype_auto_is_keyed_as_what_it_resolves_to(toys):
     auto = mini_settings(toys, dtype="auto")
     assert adapter_settings(auto)["dtype"] == ("bfloat16" if torch.cuda.is_available() else "float32")

@@ -112,6 +112,15 @@ def model_config(settings: dict):
     return AutoConfig.from_pretrained(resolve_weights(settings["model"], settings["revision"], "sda"))
 
 
+def check_processes(settings: dict, world: int) -> None:
+    """Training runs in exactly the `adapt_processes` its key records."""
+    if world != settings["adapt_processes"]:
+        raise HarnessError(f"this adapter is set to train in adapt_processes={settings['adapt_processes']} "
+                           f"process(es) but {world} run; CMSA contrasts within each process, so the count "
+                           f"makes another adapter: pass adapt_processes={world} or run "
+                           f"{settings['adapt_processes']} process(es).")
+
+
 def check_settings(settings: dict, n_items: int, world: int, hidden: int) -> None:
     """Refuse settings that cannot train, before any weights are loaded."""
     peft_config(settings)  # adapter kind, experts dividing rank
@@ -124,11 +133,7 @@ def check_settings(settings: dict, n_items: int, world: int, hidden: int) -> Non
     if batch < 2 or batch > n_items:
         raise HarnessError(f"batch_items={batch} must lie between 2 and the data set's {n_items} items; "
                            "fix batch_items=.")
-    if world != settings["adapt_processes"]:
-        raise HarnessError(f"this adapter is set to train in adapt_processes={settings['adapt_processes']} "
-                           f"process(es) but {world} run; CMSA contrasts within each process, so the count "
-                           f"makes another adapter: pass adapt_processes={world} or run "
-                           f"{settings['adapt_processes']} process(es).")
+    check_processes(settings, world)
     if batch % world or batch // world < 2:
         raise HarnessError(f"batch_items={batch} does not split into {world} processes of at least 2 "
                            "items each; choose a multiple of the process count.")

@@ -32,6 +32,17 @@ def relaunch_command(args) -> list[str]:
             f"--nproc_per_node={args.processes}", "-m", "harness", *command, *args.overrides]
 
 
+def check_adapter_processes(settings: dict, dataset, processes: int) -> None:
+    """An SDA adapter still to train must be keyed for these processes: refuse before starting them."""
+    if "adapt_processes" not in settings:
+        return
+    from extractors.sda.store import adapter_dir
+    from extractors.sda.train import check_processes
+
+    if not (adapter_dir(dataset, settings) / "sda.json").exists():
+        check_processes(settings, processes)
+
+
 def main(args) -> int:
     import os
     import subprocess
@@ -40,18 +51,19 @@ def main(args) -> int:
     from harness.data.prepare import load_dataset
     from harness.errors import HarnessError
 
-    if args.processes < 1:
-        raise HarnessError(f"--processes must be at least 1, not {args.processes}.")
-    if args.processes > 1 and "WORLD_SIZE" not in os.environ:
-        return subprocess.call(relaunch_command(args))
-
     from extractors.registry import EXTRACTORS
     from extractors.shards import process_ranks
     from extractors.store import find_cached, load_or_extract, make_extractor
 
+    if args.processes < 1:
+        raise HarnessError(f"--processes must be at least 1, not {args.processes}.")
     EXTRACTORS.check(args.extractor)
     overrides = parse_overrides(args.overrides)
     dataset = load_dataset(args.dataset, args.profile)
+    if args.processes > 1 and "WORLD_SIZE" not in os.environ:
+        check_adapter_processes(make_extractor(args.extractor, dataset, args.profile, overrides).settings(),
+                                dataset, args.processes)
+        return subprocess.call(relaunch_command(args))
     cached = None if args.force else find_cached(make_extractor(args.extractor, dataset, args.profile, overrides),
                                                    dataset)
     features = cached or load_or_extract(dataset, args.extractor, args.profile, overrides,
