@@ -78,6 +78,10 @@ class FeatureSet:
         if missing:
             raise HarnessError(f"{path} is not a feature set (no {missing[0]}); run "
                                "`python -m harness extract` for it.")
-        features = cls(np.load(path / "image_feat.npy"), np.load(path / "text_feat.npy"),
-                       read_json(path / "meta.json"), path)
+        try:
+            features = cls(np.load(path / "image_feat.npy"), np.load(path / "text_feat.npy"),
+                           read_json(path / "meta.json"), path)
+        except (OSError, ValueError, EOFError) as err:  # truncated or overwritten files (JSON errors are ValueErrors)
+            raise HarnessError(f"the feature set {path} is damaged ({type(err).__name__}: {err}); extract it "
+                               "again with `python -m harness extract ... --force`, or delete the folder.") from None
         return features.check(dataset) if dataset is not None else features

@@ -127,6 +127,13 @@ def resolve_dtype(dtype: str, device):
         raise HarnessError(f"dtype '{dtype}' is not one of auto, bf16, fp16, fp32; fix dtype=.") from None
 
 
+def dtype_name(settings: dict) -> str:
+    """The dtype `settings` compute in, by name (float32, bfloat16, float16), with `auto`
+    resolved for this machine: what cache keys record, so an fp32 CPU run and a bf16 GPU run
+    never share a key or a resumed shard."""
+    return str(resolve_dtype(settings["dtype"], resolve_device(settings.get("device", "auto")))).replace("torch.", "")
+
+
 @contextlib.contextmanager
 def cpu_threads(count: int):
     """Run the block with `count` torch CPU threads (0: leave torch's choice), then restore it.

@@ -2,7 +2,8 @@
 
 Settings = configs/extractors/<name>.yaml < its `profiles: <profile>` block < overrides; empty
 `domain` / `image_features` settings are filled from the data set's own config, so they count
-in the key. Cache key = stable_key(extractor, settings, data set content hash, code version);
+in the key. Cache key = stable_key(extractor, settings, data set content hash, code version),
+with `dtype: auto` keyed as what it resolves to on this machine (float32 on CPU, bfloat16 on GPU);
 the set lives in artifacts/features/<data set>/<extractor>/<key>/ and is found by that key and
 checked against the data set, never trusted by name. Settings that only change speed or
 placement (an extractor's `run_settings`) stay out of the key.
@@ -15,6 +16,7 @@ from pathlib import Path
 from extractors.featureset import FeatureSet
 from extractors.prompts import items_without_text
 from extractors.registry import EXTRACTORS
+from extractors.shards import dtype_name
 from harness.config import artifacts_dir, load_group, profile_name
 from harness.errors import HarnessError
 from harness.fileio import stable_key
@@ -57,6 +59,8 @@ def make_extractor(name: str, dataset, profile: str | None = None, overrides: di
 def _key(extractor, dataset, leave_out: tuple = ()) -> str:
     skip = set(getattr(extractor, "run_settings", ())) | set(leave_out)
     settings = {k: v for k, v in extractor.settings().items() if k not in skip}
+    if "dtype" in settings:
+        settings["dtype"] = dtype_name(extractor.settings())  # `auto` keyed as what it resolves to
     return stable_key({"extractor": extractor.name, "settings": settings,
                        "dataset": dataset.content_hash, "images": dataset.images_fingerprint(),
                        "code_version": getattr(extractor, "code_version", 1)})
@@ -92,18 +96,27 @@ def find_cached(extractor, dataset) -> FeatureSet | None:
 
 
 def load_or_extract(dataset, name: str, profile: str | None = None, overrides: dict | None = None,
-                    progress: bool = True) -> FeatureSet:
+                    progress: bool = True, force: bool = False) -> FeatureSet:
     """The feature set of extractor `name` for `dataset`, extracted and saved on a cache miss.
 
-    Under torchrun every rank calls this; ranks share the extraction and rank 0 saves.
+    `force`: extract again from the start (the cached set and its raw shards are discarded;
+    an SDA adapter is kept: it has its own key). Under torchrun every rank calls this; ranks
+    share the extraction and rank 0 saves.
     """
+    import shutil
+
     from extractors.shards import barrier, cpu_threads, process_ranks
 
     extractor = make_extractor(name, dataset, profile, overrides)
-    cached = find_cached(extractor, dataset)
-    if cached is not None:
-        return cached
     ranks = process_ranks()
+    if force:
+        if ranks.is_main:
+            shutil.rmtree(raw_dir(extractor, dataset), ignore_errors=True)
+        barrier(ranks)
+    else:
+        cached = find_cached(extractor, dataset)
+        if cached is not None:
+            return cached
     extractor.work_dir = raw_dir(extractor, dataset)
     began = time.perf_counter()
     with cpu_threads(extractor.settings().get("cpu_threads", 0)):

@@ -1,15 +1,63 @@
-"""Atomic writes and content hashes: nothing half-written is ever left under its final name."""
+"""Atomic writes and content hashes: nothing half-written is ever left under its final name.
+
+A write goes to a temporary `.<name>.<random>.tmp` beside its target and is renamed onto it at
+the end. The writer holds an advisory lock on its temporary while it works, so a temporary
+nobody holds (its writer was killed) is stale, and the next write to the same target removes
+it. Finished files get the permissions the umask gives (mkstemp alone would leave them 0600).
+"""
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
+
+STALE_AFTER_SECONDS = 60  # an unlocked temporary younger than this may belong to a writer just starting
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _hold(path: Path) -> int:
+    """An open descriptor of `path` holding its exclusive lock (released when closed or on exit)."""
+    fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete temporaries of `path` whose writers died: unlocked and older than a minute."""
+    removed = []
+    for stale in Path(path).parent.glob(f".{glob.escape(Path(path).name)}.*.tmp"):
+        try:
+            fd = os.open(stale, os.O_RDONLY)
+        except OSError:  # gone already, or unreadable: leave it
+            continue
+        try:
+            if time.time() - os.fstat(fd).st_mtime < STALE_AFTER_SECONDS:
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: a live writer holds it
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
+            removed.append(stale)
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
 
 
 @contextlib.contextmanager
@@ -17,14 +65,17 @@ def atomic_path(path: str | os.PathLike):
     """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -35,9 +86,12 @@ def atomic_dir(path: str | os.PathLike):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    fd = _hold(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -48,6 +102,7 @@ def atomic_dir(path: str | os.PathLike):
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        os.close(fd)
 
 
 def write_json(path, obj) -> None:

@@ -1,6 +1,9 @@
 """Grid search: expand a model's `grid:` (configs/models/<model>.yaml, `grid.key=[...]` overrides on
 the CLI) into run specs, run the unfinished ones, pick the winner on validation only, and write
-one summary row per (model, extractor, data set, profile) to results/grid_summary.csv.
+one summary row per grid to results/grid_summary.csv. A grid is identified by everything that
+can change its rows (`grid_key`): model, extractor and its settings, data set, profile, data
+hash, feature key, axes and the settings held fixed; running it again replaces its row, and
+another grid (other axes, other extractor settings) gets a row of its own.
 """
 from __future__ import annotations
 
@@ -14,12 +17,11 @@ import pandas as pd
 
 from harness.config import load_group, load_profile, split_overrides
 from harness.errors import HarnessError
-from harness.fileio import atomic_path
+from harness.fileio import atomic_path, stable_key
 from harness.runner import RunSpec, feature_key_of, load_features_for
 from harness.store import ResultStore
 
 SUMMARY = "grid_summary.csv"
-SUMMARY_KEY = ["model", "extractor", "dataset", "profile"]
 
 
 def grid_axes(model: str, extractor: str, overrides: dict, profile: str | None = None) -> tuple[dict[str, list], dict]:
@@ -88,8 +90,10 @@ def pick(grid: Grid, store: ResultStore) -> dict:
     points = pd.DataFrame([{**{k: spec.params[k] for k in grid.axes}, "run_key": key,
                             "valid": valid_value(store, key, spec.train["valid_metric"])}
                            for spec, key in zip(grid.specs, grid.keys)])
-    best = int(points["valid"].to_numpy().argmax())
+    best = int(points["valid"].to_numpy().argmax())  # first of equals, in grid order
     row = summary_row(store, grid.specs[best], grid.keys[best], grid.axes, len(grid.specs))
+    row = {"grid_key": grid_key(grid.specs[0], grid.axes, grid.data.content_hash, feature_key_of(grid.features)),
+           "axes": json.dumps(grid.axes, sort_keys=True)} | row
     return {"points": points, "winner": grid.keys[best], "row": row, "summary": write_summary(store, row)}
 
 
@@ -106,6 +110,15 @@ def run_grid(model: str, dataset: str, extractor: str = "base", profile: str | N
           f"{len(grid.specs) - len(todo)} finished, running {len(todo)} ({executor}, {workers} worker(s))")
     run_jobs(make_jobs(todo, store, grid.data, grid.features, workers), executor, workers)
     return pick(grid, store)
+
+
+def grid_key(spec: RunSpec, axes: dict, data_hash: str, feature_key: str) -> str:
+    """What identifies a grid: any point's spec with the axes' values replaced by the axes."""
+    fixed = {k: v for k, v in spec.params.items() if k not in axes}
+    return stable_key({"model": spec.model, "extractor": spec.extractor, "dataset": spec.dataset,
+                       "profile": spec.profile, "extractor_settings": spec.extractor_settings,
+                       "data": data_hash, "features": feature_key, "axes": axes, "fixed": fixed,
+                       "train": spec.key_train()})
 
 
 def _split_rows(store: ResultStore, run_key: str, split: str) -> pd.DataFrame:
@@ -137,15 +150,16 @@ def summary_row(store: ResultStore, spec: RunSpec, run_key: str, axes: dict, n_p
 
 
 def write_summary(store: ResultStore, row: dict) -> Path:
-    """Replace this (model, extractor, data set, profile)'s row in results/grid_summary.csv."""
+    """Replace this grid's row (same `grid_key`) in results/grid_summary.csv, keep the others."""
     path = store.root / SUMMARY
     with store.locked():  # concurrent grids write one at a time
         table = pd.DataFrame([row])
         if path.exists():
             old = pd.read_csv(path)
-            same = (old[SUMMARY_KEY].astype(str) == pd.Series({k: str(row[k]) for k in SUMMARY_KEY})).all(axis=1)
-            if (~same).any():
-                table = pd.concat([old[~same], table], ignore_index=True)
+            # A summary written before grids had keys holds no grid_key: its rows are kept as they are.
+            others = old[old["grid_key"] != row["grid_key"]] if "grid_key" in old else old
+            if len(others):
+                table = pd.concat([others, table], ignore_index=True)
         with atomic_path(path) as tmp:
             table.to_csv(tmp, index=False)
     return path

@@ -12,13 +12,17 @@ PACKAGES = ("torch", "numpy", "pandas", "scipy", "transformers", "peft", "scikit
             "sentence-transformers", "ray")
 
 
-def git_commit() -> str:
-    """HEAD's hash, with "+dirty" when tracked files differ from it; "unknown" outside git."""
+def git_commit(root=REPO_ROOT) -> str:
+    """HEAD's hash, with "+dirty" when tracked files differ from it; "unknown" outside git.
+
+    Untracked and ignored files (results/, artifacts/: what runs write) do not count, so the
+    mark means that the code differs from the commit.
+    """
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                               text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -57,10 +57,13 @@ class RunSpec:
         """Which modalities of the feature set the model sees (a view; extraction is unchanged)."""
         return str(self.extractor_settings.get("modalities", "both"))
 
+    def key_train(self) -> dict:
+        """The trainer settings that change results (not progress bars, device or eval batch size)."""
+        return {k: v for k, v in self.train.items() if k not in ("progress", "device", "eval_batch_size")}
+
     def key(self, data_hash: str, feature_key: str) -> str:
-        train = {k: v for k, v in self.train.items() if k not in ("progress", "device", "eval_batch_size")}
         identity = {"model": self.model, "params": self.params, "extractor": self.extractor,
-                    "features": feature_key, "data": data_hash, "train": train}
+                    "features": feature_key, "data": data_hash, "train": self.key_train()}
         if self.modalities != "both":  # absent otherwise, so keys of earlier runs stay valid
             identity["modalities"] = self.modalities
         return stable_key(identity)
@@ -95,7 +98,7 @@ def execute(spec: RunSpec, store: ResultStore | None = None, dataset=None, featu
     feature_key = feature_key_of(features)
     run_key = spec.key(dataset.content_hash, feature_key)
     if store.is_finished(run_key) and not force:
-        return summarize(store, run_key)
+        return summarize(store, run_key) | {"skipped": True}
 
     config = TrainConfig(**spec.train)
     seed_everything(config.seed)
@@ -117,17 +120,20 @@ def execute(spec: RunSpec, store: ResultStore | None = None, dataset=None, featu
                 "seed": config.seed,
                 "params": stable_json(spec.params), "best_epoch": result.best_epoch,
                 "epochs": result.epochs_run, "seconds_per_epoch": round(result.seconds_per_epoch, 4),
-                "wall_seconds": round(finished - began, 3)}
+                # a resumed run counts its earlier processes too (up to their last checkpoint)
+                "wall_seconds": round(result.earlier_seconds + finished - began, 3),
+                "resumes": result.resumes}
     manifest = {"identity": identity, "spec": dataclasses.asdict(spec), "note": prof.get("note", ""),
                 "git_commit": git_commit(), "versions": versions(), "machine": machine(),
                 "device": str(trainer.device), "dataset_path": str(dataset.path),
                 "feature_path": str(features.path) if features is not None else None,
-                "timings": {"train_seconds": trained - began, "eval_seconds": finished - trained,
+                "timings": {"train_seconds": result.earlier_seconds + trained - began,
+                            "eval_seconds": finished - trained,
                             "seconds_per_epoch": result.seconds_per_epoch},
                 "peak_memory_mb": result.peak_memory_mb, "history": result.history}
     store.write_run(run_key, identity, evaluations, manifest)
     checkpoint.unlink(missing_ok=True)
-    return summarize(store, run_key)
+    return summarize(store, run_key) | {"skipped": False}
 
 
 def stable_json(obj) -> str:

@@ -37,6 +37,8 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)  # epoch, loss, valid metric, seconds
     seconds_per_epoch: float = 0.0
     peak_memory_mb: float = 0.0
+    resumes: int = 0  # times this run was resumed from its checkpoint
+    earlier_seconds: float = 0.0  # spent by the processes before the last resume, up to their last checkpoint
 
 
 def seed_everything(seed: int) -> None:
@@ -87,9 +89,9 @@ class Trainer:
             total, count = total + loss.item(), count + 1
         return total / max(count, 1)
 
-    def _state(self, optimizer, rng, epoch, best, result) -> dict:
+    def _state(self, optimizer, rng, epoch, best, result, seconds) -> dict:
         return {"model": self.model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                "best": best, "result": result, "numpy_rng": rng.bit_generator.state,
+                "best": best, "result": result, "seconds": seconds, "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
@@ -99,6 +101,7 @@ class Trainer:
                 torch.save(state, tmp)
 
     def fit(self) -> TrainResult:
+        began = time.perf_counter()
         cfg, metric = self.config, self.config.valid_metric
         seed_everything(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
@@ -119,6 +122,7 @@ class Trainer:
             if state["cuda_rng"] is not None and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(state["cuda_rng"])
             best, result, start = state["best"], state["result"], state["epoch"] + 1
+            result.resumes, result.earlier_seconds = result.resumes + 1, state.get("seconds", 0.0)
         bar = tqdm(range(start, cfg.max_epochs + 1), desc=self.model.name, initial=start - 1,
                    total=cfg.max_epochs, disable=not cfg.progress, unit="epoch")
         for epoch in bar:
@@ -135,7 +139,8 @@ class Trainer:
             else:
                 best["bad"] += 1
             bar.set_postfix(loss=f"{loss:.4f}", **{metric: f"{value:.4f}"})
-            self._save(self._state(optimizer, rng, epoch, best, result))
+            spent = result.earlier_seconds + time.perf_counter() - began  # every process's, so far
+            self._save(self._state(optimizer, rng, epoch, best, result, spent))
         if best["state"] is not None:
             self.model.load_state_dict(best["state"])
         result.best_epoch = best["epoch"]

@@ -202,8 +202,11 @@ def test_extract_relaunches_itself_under_torchrun():
     from harness.commands.extract import relaunch_command
 
     args = argparse.Namespace(extractor="qwenvl", dataset="toys", profile="mini", quiet=True,
-                              processes=2, overrides=["batch_size=8"])
+                              processes=2, overrides=["batch_size=8"], force=False)
     command = relaunch_command(args)
     assert command[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
     assert command[6:] == ["harness", "extract", "--extractor", "qwenvl", "--dataset", "toys",
                            "--profile", "mini", "--quiet", "batch_size=8"]
+    args.force = True  # every process must extract again
+    assert relaunch_command(args)[6:] == ["harness", "extract", "--extractor", "qwenvl", "--dataset", "toys",
+                                          "--profile", "mini", "--quiet", "--force", "batch_size=8"]

@@ -88,4 +88,4 @@ def test_ray_executor_gives_the_numbers_local_gives(tmp_path, mini_beauty):
     assert outs["local"]["winner"] == outs["ray"]["winner"]
     for key in outs["local"]["points"]["run_key"]:
         local, remote = (stores[name].metrics(key) for name in ("local", "ray"))
-        pd.testing.assert_series_equal(local["value"], remote["value"])
+        pd.testing.assert_series_equal(local["value"], remote["value"], check_exact=True)  # docs say "exactly"

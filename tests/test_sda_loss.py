@@ -44,6 +44,26 @@ def test_cmsa_matches_a_hand_computation():
     assert run("cmsa").item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_cmsa_of_a_2x2_batch_computed_by_hand():
+    """τ = 2, X = [[1, 0], [0, 2]], Y = [[1, 1], [0, 1]] (dim 2: the block average keeps them).
+
+    logits  = X Yᵀ / τ = [[1, 0], [2, 2]] / 2 = [[0.5, 0], [1, 1]]
+    teacher = row-softmax(τ (X Xᵀ + Y Yᵀ) / 2) = row-softmax([[1, 0], [0, 4]] + [[2, 1], [1, 1]])
+            = row-softmax([[3, 1], [1, 5]]) = [[p, 1 - p], [1 - q, q]],
+              p = 1 / (1 + e⁻²) = 0.880797, q = 1 / (1 + e⁻⁴) = 0.982014
+    -log softmax([0.5, 0]) = [ln(1 + e^-0.5), ln(1 + e^0.5)] = [0.474077, 0.974077]
+    rows:    row 1: p · 0.474077 + (1 - p) · 0.974077 = 0.533678
+             row 2: logits [1, 1] give ln 2 whatever the target = 0.693147;  mean 0.613413
+    columns: logitsᵀ = [[0.5, 1], [0, 1]], teacherᵀ = [[p, 1 - q], [1 - p, q]]
+             row 1: p · ln(1 + e^0.5) + (1 - q) · ln(1 + e^-0.5) = 0.857964 + 0.008527 = 0.866491
+             row 2: (1 - p) · ln(1 + e) + q · ln(1 + e⁻¹) = 0.156544 + 0.307628 = 0.464172;  mean 0.665332
+    loss = (0.613413 + 0.665332) / 2 = 0.639372
+    """
+    loss = AlignmentLoss("cmsa", dim=2, tau=2.0)
+    value = loss(torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([[1.0, 1.0], [0.0, 1.0]]))
+    assert value.item() == pytest.approx(0.639372, abs=1e-6)
+
+
 def test_infonce_matches_a_hand_computation():
     x, y = hand_reduce(IMAGE), hand_reduce(TEXT)
     x = x / np.linalg.norm(x, axis=1, keepdims=True)

@@ -6,8 +6,10 @@ import torch
 
 from extractors.sda.model import add_adapter
 from extractors.sda.params import count_parameters, parameter_counts
+from extractors.sda.train import DEFAULTS
 
-SETTINGS = {"rank": 8, "alpha": 32, "dropout": 0.1, "gate_dim": 64}
+# The recipe's own shape (r, α, dropout, gate size), so the 7B numbers below check the recipe too.
+SETTINGS = {k: DEFAULTS[k] for k in ("rank", "alpha", "dropout", "gate_dim")}
 # Qwen2.5-VL-7B-Instruct's published language-model dims (config.json), no weights needed.
 QWEN25_VL_7B = dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
                     num_attention_heads=28, num_key_value_heads=4, vocab_size=152064)
@@ -26,7 +28,8 @@ def test_formula_counts_the_tiny_models_real_parameters(tiny_folder, adapter, ex
 
     base = Qwen2_5_VLModel.from_pretrained(tiny_folder)
     real = count_parameters(add_adapter(base, SETTINGS | {"adapter": adapter, "experts": experts}))
-    assert real == parameter_counts(base.config.text_config, adapter, 8, experts)
+    assert real == parameter_counts(base.config.text_config, adapter, DEFAULTS["rank"], experts,
+                                    DEFAULTS["gate_dim"])
     assert real["modules"] == 7 * base.config.text_config.num_hidden_layers
 
 
@@ -34,11 +37,11 @@ def test_qwen2_5_vl_7b_numbers_from_its_config():
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLModel
 
     config = Qwen2_5_VLConfig(text_config=QWEN25_VL_7B)
-    counts = parameter_counts(config.text_config, "moda", rank=8, experts=8)
-    assert (counts["low_rank"], counts["gate"]) == (20_185_088, 125_440)
-    assert parameter_counts(config.text_config, "lora", rank=8, experts=8)["total"] == 20_185_088
+    counts = parameter_counts(config.text_config, "moda", DEFAULTS["rank"], DEFAULTS["experts"], DEFAULTS["gate_dim"])
+    assert (counts["low_rank"], counts["gate"]) == (20_185_088, 125_440)  # the authors' numbers
+    assert parameter_counts(config.text_config, "lora", DEFAULTS["rank"], DEFAULTS["experts"])["total"] == 20_185_088
     # The same numbers from the real architecture built on the meta device (no memory, no weights).
     with torch.device("meta"):
         base = Qwen2_5_VLModel(config)
-    real = count_parameters(add_adapter(base, SETTINGS | {"adapter": "moda", "experts": 8}))
+    real = count_parameters(add_adapter(base, SETTINGS | {"adapter": "moda", "experts": DEFAULTS["experts"]}))
     assert real == counts

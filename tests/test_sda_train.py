@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -13,8 +14,9 @@ from extractors import qwenvl
 from extractors.sda import train
 from extractors.sda.layer import expert_weights, moda_layers
 from extractors.sda.model import IMAGE, TEXT, add_adapter, load_adapter
-from extractors.sda.store import adapter_dir, adapter_meta, ensure_adapter
+from extractors.sda.store import adapter_dir, adapter_meta, adapter_settings, ensure_adapter
 from harness.cli import main as cli
+from harness.errors import HarnessError
 
 # A few cheap steps for the mechanics; the learning test uses the mini profile's own recipe.
 SHORT = {"steps": 4, "batch_items": 4, "checkpoint_every": 2}
@@ -67,14 +69,32 @@ def test_a_killed_training_resumes_to_the_same_adapter(toys, tmp_path, monkeypat
         real_save(*args, **kwargs)
         raise KeyboardInterrupt  # killed right after the step-2 checkpoint
 
+    class SlowClock:  # the killed process's clock: its first step seems to take 1000 s
+        offset = 0.0
+
+        @classmethod
+        def perf_counter(cls):
+            return time.perf_counter() + cls.offset
+
+    real_inputs = train.item_inputs
+
+    def first_step_takes_1000_seconds(*args, **kwargs):
+        SlowClock.offset = 1000.0
+        return real_inputs(*args, **kwargs)
+
     monkeypatch.setattr(train, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(train, "time", SlowClock)
+    monkeypatch.setattr(train, "item_inputs", first_step_takes_1000_seconds)
     with pytest.raises(KeyboardInterrupt):
         train.train_adapter(toys, settings, tmp_path / "resumed", progress=False)
     assert not (tmp_path / "resumed").exists()
-    monkeypatch.setattr(train, "save_checkpoint", real_save)
+    monkeypatch.undo()
     resumed = train.train_adapter(toys, settings, tmp_path / "resumed", progress=False)
 
-    assert adapter_meta(resumed)["resumed_at"] == 2
+    assert adapter_meta(resumed)["resumed_at"] == 2 and adapter_meta(resumed)["resumes"] == 1
+    # The seconds count both processes: the killed one's 1000 s (up to its checkpoint) and this one's.
+    assert 1000 < adapter_meta(resumed)["seconds"] < 1000 + adapter_meta(straight)["seconds"] + 120
+    assert adapter_meta(straight)["resumes"] == 0 and adapter_meta(straight)["seconds"] < 1000
     a, b = load_file(straight / "adapter_model.safetensors"), load_file(resumed / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert adapter_meta(resumed)["history"] == adapter_meta(straight)["history"]
@@ -83,15 +103,42 @@ def test_a_killed_training_resumes_to_the_same_adapter(toys, tmp_path, monkeypat
 
 def test_torchrun_two_processes_with_gloo(toys):
     """`torchrun --nproc_per_node 2 -m harness adapt`: DDP on CPU, rank 0 prints and saves."""
-    overrides = ["steps=2", "batch_items=4", "seed=7"]
+    overrides = ["steps=2", "batch_items=4", "seed=7", "adapt_processes=2"]
     env = os.environ | {"OMP_NUM_THREADS": "1", "HARNESS_PROFILE": "mini"}
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                           "-m", "harness", "adapt", "--dataset", "toys", *overrides],
                          capture_output=True, text=True, env=env, timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.count("saved: ") == 1 and "low-rank weights" in out.stdout
-    path = adapter_dir(toys, mini_settings(toys, steps=2, batch_items=4, seed=7))
+    path = adapter_dir(toys, mini_settings(toys, steps=2, batch_items=4, seed=7, adapt_processes=2))
     assert adapter_meta(path)["processes"] == 2
+    assert adapter_meta(path)["adapter_settings"]["batch_per_process"] == 2
+
+
+def test_the_process_count_is_part_of_the_adapter_key_and_must_match(toys):
+    """CMSA contrasts within each process: 1 and 2 processes are two adapters (keys computed,
+    nothing trained), and training refuses a world size other than the one keyed."""
+    one = mini_settings(toys, batch_items=4)
+    two = mini_settings(toys, batch_items=4, adapt_processes=2)
+    assert adapter_dir(toys, one) != adapter_dir(toys, two)
+    assert adapter_settings(one)["batch_per_process"] == 4 and adapter_settings(two)["batch_per_process"] == 2
+    with pytest.raises(HarnessError, match="adapt_processes=1"):
+        train.check_settings(two, toys.n_items, 1, 64)
+    with pytest.raises(HarnessError, match="adapt_processes=2"):
+        train.check_settings(one, toys.n_items, 2, 64)
+
+
+def test_extract_refuses_to_start_processes_an_untrained_adapter_is_not_keyed_for(capsys):
+    assert cli(["extract", "-e", "sda", "-d", "toys", "--processes", "2", "steps=1", "seed=99"]) == 2
+    assert "pass adapt_processes=2" in capsys.readouterr().err
+
+
+def test_dtype_auto_is_keyed_as_what_it_resolves_to(toys):
+    auto = mini_settings(toys, dtype="auto")
+    assert adapter_settings(auto)["dtype"] == ("bfloat16" if torch.cuda.is_available() else "float32")
+    fp32, bf16 = mini_settings(toys, dtype="fp32"), mini_settings(toys, dtype="bf16")
+    assert adapter_dir(toys, auto) == adapter_dir(toys, bf16 if torch.cuda.is_available() else fp32)
+    assert adapter_dir(toys, fp32) != adapter_dir(toys, bf16)
 
 
 def test_adapt_refuses_experts_that_do_not_divide_the_rank(capsys):

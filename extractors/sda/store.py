@@ -5,7 +5,9 @@ with τ and the loss history); sda.json is written last, so a folder without it 
 finished. The key leaves out settings that only matter after training (PCA width, extraction
 batch size, ...) or only change speed, so `sda` features of any PCA width, `adapt` and
 `analyze gradients` all share one adapter; MoDA-only settings are left out for plain LoRA, so
-`adapt --adapter lora` and the `sda-lora` extractor share one too.
+`adapt --adapter lora` and the `sda-lora` extractor share one too. The key holds the process
+count (`adapt_processes`) and the items per process, since CMSA contrasts within each process,
+and the dtype resolved (`auto` is float32 on CPU, bfloat16 on GPU).
 """
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from pathlib import Path
 
 from extractors.qwenvl import QwenVLExtractor
 from extractors.sda import train
+from extractors.shards import dtype_name
 from harness.config import artifacts_dir
+from harness.errors import HarnessError
 from harness.fileio import read_json, stable_key
 
 CODE_VERSION = 1
@@ -21,11 +25,16 @@ MODA_ONLY = ("experts", "gate_dim")
 
 
 def adapter_settings(settings: dict) -> dict:
-    """The settings that shape the trained adapter."""
+    """The settings that shape the trained adapter, with what they imply spelled out: the dtype
+    `auto` resolves to here, and the items each process contrasts per step."""
+    if settings["adapt_processes"] < 1:
+        raise HarnessError(f"adapt_processes={settings['adapt_processes']} must be at least 1.")
     skip = set(QwenVLExtractor.run_settings) | set(QwenVLExtractor.post_settings) | set(train.RUN_SETTINGS)
     if settings["adapter"] == "lora":
         skip |= set(MODA_ONLY)
-    return {k: v for k, v in settings.items() if k not in skip}
+    return {k: v for k, v in settings.items() if k not in skip} | {
+        "dtype": dtype_name(settings),
+        "batch_per_process": settings["batch_items"] // settings["adapt_processes"]}
 
 
 def adapter_key(dataset, settings: dict) -> str:

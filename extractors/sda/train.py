@@ -46,6 +46,10 @@ DEFAULTS = {
     "lr": 2e-4,
     "clip": 1.0,
     "seed": 0,
+    # Processes the adapter trains with (torchrun's world size). Each takes batch_items /
+    # adapt_processes of a step's items and CMSA contrasts within them, so it shapes the adapter
+    # and is part of its key; training refuses to run under another world size.
+    "adapt_processes": 1,
     "gradient_checkpointing": True,
     "checkpoint_every": 200,
 }
@@ -108,6 +112,15 @@ def model_config(settings: dict):
     return AutoConfig.from_pretrained(resolve_weights(settings["model"], settings["revision"], "sda"))
 
 
+def check_processes(settings: dict, world: int) -> None:
+    """Training runs in exactly the `adapt_processes` its key records."""
+    if world != settings["adapt_processes"]:
+        raise HarnessError(f"this adapter is set to train in adapt_processes={settings['adapt_processes']} "
+                           f"process(es) but {world} run; CMSA contrasts within each process, so the count "
+                           f"makes another adapter: pass adapt_processes={world} or run "
+                           f"{settings['adapt_processes']} process(es).")
+
+
 def check_settings(settings: dict, n_items: int, world: int, hidden: int) -> None:
     """Refuse settings that cannot train, before any weights are loaded."""
     peft_config(settings)  # adapter kind, experts dividing rank
@@ -120,6 +133,7 @@ def check_settings(settings: dict, n_items: int, world: int, hidden: int) -> Non
     if batch < 2 or batch > n_items:
         raise HarnessError(f"batch_items={batch} must lie between 2 and the data set's {n_items} items; "
                            "fix batch_items=.")
+    check_processes(settings, world)
     if batch % world or batch // world < 2:
         raise HarnessError(f"batch_items={batch} does not split into {world} processes of at least 2 "
                            "items each; choose a multiple of the process count.")
@@ -159,9 +173,10 @@ def train_adapter(dataset, settings: dict, out_dir: Path, progress: bool = True,
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / s["steps"])
 
     checkpoint = Path(out_dir).with_name(Path(out_dir).name + ".checkpoint.pt")
-    start, history = 0, []
+    start, history, earlier = 0, [], {"seconds": 0.0, "resumes": 0}
     if checkpoint.exists():
-        start, history = load_checkpoint(checkpoint, model, aligner.loss, optimizer, schedule)
+        start, history, earlier = load_checkpoint(checkpoint, model, aligner.loss, optimizer, schedule)
+        earlier["resumes"] += 1
     trained = aligner
     if ranks.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -188,7 +203,9 @@ def train_adapter(dataset, settings: dict, out_dir: Path, progress: bool = True,
         bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", tau=f"{history[-1]['tau']:.3f}")
         done = step + 1
         if ranks.is_main and done < s["steps"] and done % s["checkpoint_every"] == 0:
-            save_checkpoint(checkpoint, model, aligner.loss, optimizer, schedule, done, history)
+            # The seconds so far, over every process this run has had (a resumed run counts them all).
+            spent = {"seconds": earlier["seconds"] + time.perf_counter() - began, "resumes": earlier["resumes"]}
+            save_checkpoint(checkpoint, model, aligner.loss, optimizer, schedule, done, history, spent)
     bar.close()
 
     if ranks.is_main:
@@ -199,7 +216,8 @@ def train_adapter(dataset, settings: dict, out_dir: Path, progress: bool = True,
                 "tau": aligner.loss.tau.item(), "steps": s["steps"], "history": history,
                 "parameters": count_parameters(model), "processes": ranks.world,
                 "device": str(device), "dtype": str(dtype).replace("torch.", ""),
-                "seconds": round(time.perf_counter() - began, 3), "resumed_at": start,
+                "seconds": round(earlier["seconds"] + time.perf_counter() - began, 3),
+                "resumes": earlier["resumes"], "resumed_at": start,
                 "peak_memory_mb": (round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
                                    if device.type == "cuda" else None)})
         checkpoint.unlink(missing_ok=True)
@@ -207,17 +225,19 @@ def train_adapter(dataset, settings: dict, out_dir: Path, progress: bool = True,
     return Path(out_dir)
 
 
-def save_checkpoint(path: Path, model, loss, optimizer, schedule, step: int, history: list) -> None:
+def save_checkpoint(path: Path, model, loss, optimizer, schedule, step: int, history: list,
+                    spent: dict) -> None:
+    """`spent`: seconds and resumes of the run so far, carried into the resumed run's sda.json."""
     from peft import get_peft_model_state_dict
 
     state = {"adapter": get_peft_model_state_dict(model), "tau": loss.tau.detach().clone(),
              "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-             "step": step, "history": history}
+             "step": step, "history": history, "spent": spent}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: Path, model, loss, optimizer, schedule) -> tuple[int, list]:
+def load_checkpoint(path: Path, model, loss, optimizer, schedule) -> tuple[int, list, dict]:
     from peft import set_peft_model_state_dict
 
     state = torch.load(path, map_location=loss.tau.device, weights_only=True)
@@ -226,4 +246,4 @@ def load_checkpoint(path: Path, model, loss, optimizer, schedule) -> tuple[int, 
         loss.tau.copy_(state["tau"])
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])
-    return state["step"], state["history"]
+    return state["step"], state["history"], dict(state.get("spent", {"seconds": 0.0, "resumes": 0}))

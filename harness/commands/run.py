@@ -28,6 +28,8 @@ def main(args) -> int:
         overrides["train.device"] = args.device
     spec = RunSpec.resolve(args.model, args.dataset, args.extractor, args.profile, overrides)
     out = execute(spec, force=args.force)
+    if out["skipped"]:
+        print(f"already finished: {out['run_key']}; --force to run again")
     manifest = out["manifest"]
     ident = manifest["identity"]
     inputs = "IDs only (no features)" if ident["feature_key"] == "id" else f"{spec.extractor} features"
@@ -39,7 +41,8 @@ def main(args) -> int:
         if len(table):
             label = "100 fixed negatives" if protocol == "sampled" else "full ranking"
             print(f"\n{label}:\n{table.to_string(float_format=lambda v: f'{v:.4f}')}")
+    resumed = f" over {ident['resumes'] + 1} processes (resumed)" if ident.get("resumes") else ""
     print(f"\nbest epoch {ident['best_epoch']} of {ident['epochs']}, "
-          f"{ident['seconds_per_epoch']:.2f} s/epoch, {ident['wall_seconds']:.1f} s in all")
+          f"{ident['seconds_per_epoch']:.2f} s/epoch, {ident['wall_seconds']:.1f} s in all{resumed}")
     print(f"results: {out['dir'] / 'metrics.csv'} (all runs: {out['dir'].parent.parent / 'metrics.csv'})")
     return 0

@@ -1,4 +1,9 @@
-"""prepare: a data set spec -> its dataset directory under artifacts/datasets/, found by content."""
+"""prepare: a data set spec -> its dataset directory under artifacts/datasets/.
+
+The directory is named by the spec's settings and source paths; the sources' content is checked
+on every load (their hashes are in meta.json), so an edited source file is reported as a stale
+data set instead of being silently ignored.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,6 +20,34 @@ from harness.errors import HarnessError
 from harness.fileio import file_sha256, stable_key
 
 
+def source_files(spec: DatasetSpec) -> list[Path]:
+    """The files a data set is prepared from: what meta.json's `sources` holds hashes of."""
+    if spec.source == "sequences":
+        folder = spec.resolve(spec.path)
+        return [folder / "sequences.txt", folder / "items.tsv"]
+    if spec.source == "amazon":
+        return [spec.resolve(p) for p in (spec.reviews or spec.ratings, spec.meta) if p]
+    return []
+
+
+def check_sources(spec: DatasetSpec, dataset: Dataset) -> None:
+    """Refuse a prepared data set whose source files changed since it was prepared.
+
+    Only files modified after the preparation (meta.json's time) are hashed again, as make
+    decides what to rebuild: hashing the raw Amazon files on every load would cost seconds.
+    """
+    prepared = (dataset.path / "meta.json").stat().st_mtime_ns
+    recorded = dataset.meta.get("sources", {})
+    for path in source_files(spec):
+        if path.name not in recorded or not path.is_file() or path.stat().st_mtime_ns < prepared:
+            continue
+        if file_sha256(path) != recorded[path.name]:
+            raise HarnessError(
+                f"{dataset.path} is stale: {path} changed after the data set was prepared from it; "
+                f"prepare it again with `python -m harness data prepare --dataset {spec.name} --force` "
+                "(add the --profile and overrides you prepared it with).")
+
+
 def _read_source(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, dict, str]:
     """Raw interactions (user, item, time), item table, source file hashes, item-table file."""
     if spec.source == "sequences":
@@ -25,7 +58,7 @@ def _read_source(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, dict, s
             "item": [i for h in histories for i in h],
             "time": [t for h in histories for t in range(len(h))],
         })
-        files = [folder / "sequences.txt", folder / "items.tsv"]
+        files = source_files(spec)
         return inter, items, {p.name: file_sha256(p) for p in files}, str(folder / "items.tsv")
     if spec.source == "amazon":
         from harness.data.amazon import read_amazon_source
@@ -50,6 +83,7 @@ def prepare(spec: DatasetSpec, out_dir: Path | None = None, force: bool = False)
         if dataset.name != spec.name or dataset.meta["recipe"] != spec.recipe_settings():
             raise HarnessError(f"{out_dir} holds {dataset.name} prepared with other settings "
                                f"({dataset.meta['recipe']}); add --force to replace it or choose another --out.")
+        check_sources(spec, dataset)
         return dataset
     inter, items, hashes, items_where = _read_source(spec)
     inter = apply_recipe(inter, spec.recipe, spec.min_count, spec.min_user_len)
