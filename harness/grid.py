@@ -4,7 +4,6 @@ one summary row per (model, extractor, data set, profile) to results/grid_summar
 """
 from __future__ import annotations
 
-import difflib
 import itertools
 import json
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.config import load_group, split_overrides
-from harness.errors import HarnessError
+from harness.errors import HarnessError, did_you_mean
 from harness.fileio import atomic_path
 from harness.runner import RunSpec, feature_key_of, load_features_for
 from harness.store import ResultStore
@@ -32,9 +31,7 @@ def grid_axes(model: str, extractor: str, overrides: dict) -> tuple[dict[str, li
     settings = model_cls.resolve_params({})
     for key in axes:
         if key not in settings:
-            close = difflib.get_close_matches(key, settings, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise HarnessError(f"grid key '{key}' is not a setting of model '{model}'.{hint} "
+            raise HarnessError(f"grid key '{key}' is not a setting of model '{model}'.{did_you_mean(key, settings)} "
                                f"It takes: {', '.join(sorted(settings))}.")
     if not model_cls.wants_features(extractor):
         axes = {k: v for k, v in axes.items() if k not in model_cls.feature_params}
