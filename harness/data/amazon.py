@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, did_you_mean
 from harness.fileio import file_sha256
 
 # The per-category files of the 2014 release (McAuley et al.), as spelled in their file names.
