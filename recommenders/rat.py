@@ -75,7 +75,7 @@ def teacher_embeddings(dataset, params: dict) -> np.ndarray:
 
     settings = {k: params[k] for k in TEACHER_SETTINGS}
     config = TrainConfig(max_epochs=params["teacher_epochs"], full_ranking=False)
-    recipe = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("device", "progress")}
+    recipe = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("device", "progress", "threads")}
     key = stable_key({"data": dataset.content_hash, "model": settings, "train": recipe})
     path = artifacts_dir() / "rat" / f"teacher-{dataset.name}-{key}.npy"
     path.parent.mkdir(parents=True, exist_ok=True)
