@@ -30,6 +30,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# End-to-end runs on the real 5-core sets of ../shared/data (minutes); `make test` leaves them out.
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
@@ -46,6 +47,13 @@ figures: $(STAMP)
 	$(FIGURE) modality-gap
 
 paper: table1 table2 table3 figures
+
+# The benchmarks that need nothing beyond the install (docs/benchmarks.md); RecBole parity and the
+# full Beauty 5-core runs are started on their own (benchmarks/recbole_parity.py, beauty_5core.sh).
+bench: $(STAMP)
+	$(PY) benchmarks/eval_throughput.py
+	$(PY) benchmarks/model_speed.py
+	$(PY) benchmarks/extract_speed.py
 
 clean-artifacts:
 	rm -rf artifacts

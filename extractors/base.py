@@ -16,11 +16,15 @@ from extractors.featureset import FeatureSet
 class Extractor(abc.ABC):
     name: ClassVar[str] = ""
     defaults: ClassVar[dict] = {}
+    # What settings accept beyond their default's type (harness.config.check_settings); only
+    # the keys an extractor has are checked.
+    rules: ClassVar[dict] = {"dtype": ("auto", "bf16", "fp16", "fp32")}
 
     def __init__(self, **settings):
-        from harness.config import build_settings
+        from harness.config import build_settings, device_rule
 
-        self._settings = build_settings(self.name, self.defaults, settings)
+        self._settings = build_settings(f"extractor {self.name}", self.defaults, settings,
+                                        {"device": device_rule, **self.rules})
 
     def settings(self) -> dict:
         return dict(self._settings)

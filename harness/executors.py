@@ -1,8 +1,9 @@
 """Executors run a list of run specs: `local` (in this process, or N worker processes with one GPU
 each when GPUs exist) and `ray` (tasks on a Ray instance; the `distributed` extra).
 
-Every run sets its torch thread count from the worker count alone (cores // workers), so the
-same specs, seeds and `--workers` give the same numbers on either executor.
+Every run uses `train.threads` torch threads, or when that is 0, cores // workers: N workers
+divide the cores rather than each taking all of them, and the same specs, seeds and `--workers`
+give the same numbers on either executor.
 """
 from __future__ import annotations
 
@@ -48,10 +49,20 @@ def run_job(job: Job) -> str:
         torch.set_num_threads(caller_threads)
 
 
+def job_threads(threads: int, workers: int, cores: int | None = None) -> int:
+    """Torch threads per worker: `threads` (train.threads) when set, else an equal share of the
+    cores; refused when the workers together would ask for more threads than there are cores."""
+    cores = cores or os.cpu_count() or 1
+    if threads * workers > cores:
+        raise HarnessError(f"train.threads={threads} with {workers} workers asks for {threads * workers} "
+                           f"threads on {cores} cores; lower one (train.threads=0 divides the cores).")
+    return threads or max(1, cores // workers)
+
+
 def make_jobs(specs, store, dataset, features, workers: int) -> list[Job]:
     source = str(features.path) if features is not None and features.path else features
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    return [Job(dataclasses.asdict(s), str(dataset.path), source, str(store.root), str(artifacts_dir()), threads)
+    return [Job(dataclasses.asdict(s), str(dataset.path), source, str(store.root), str(artifacts_dir()),
+                job_threads(s.train.get("threads", 0), workers))
             for s in specs]
 
 

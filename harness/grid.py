@@ -7,7 +7,6 @@ another grid (other axes, other extractor settings) gets a row of its own.
 """
 from __future__ import annotations
 
-import difflib
 import itertools
 import json
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.config import load_group, load_profile, split_overrides
-from harness.errors import HarnessError
+from harness.errors import HarnessError, did_you_mean
 from harness.fileio import atomic_path, stable_key
 from harness.runner import RunSpec, feature_key_of, load_features_for
 from harness.store import ResultStore
@@ -38,9 +37,7 @@ def grid_axes(model: str, extractor: str, overrides: dict, profile: str | None =
     settings = model_cls.resolve_params({})
     for key in axes:
         if key not in settings:
-            close = difflib.get_close_matches(key, settings, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise HarnessError(f"grid key '{key}' is not a setting of model '{model}'.{hint} "
+            raise HarnessError(f"grid key '{key}' is not a setting of model '{model}'.{did_you_mean(key, settings)} "
                                f"It takes: {', '.join(sorted(settings))}.")
     if not model_cls.wants_features(extractor):
         axes = {k: v for k, v in axes.items() if k not in model_cls.feature_params}

@@ -1,10 +1,9 @@
 """Lazy registries by name: a component's module is imported only when it is chosen."""
 from __future__ import annotations
 
-import difflib
 import importlib
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, did_you_mean
 
 
 class Registry:
@@ -21,11 +20,8 @@ class Registry:
         """Return `name` if registered, else raise with a "did you mean" hint."""
         if name in self._entries:
             return name
-        close = difflib.get_close_matches(name, self._entries, n=1, cutoff=0.5)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise HarnessError(
-            f"unknown {self.kind} '{name}'.{hint} Known: {', '.join(self.names())}."
-        )
+        raise HarnessError(f"unknown {self.kind} '{name}'.{did_you_mean(name, self._entries, 0.5)} "
+                           f"Known: {', '.join(self.names())}.")
 
     def get(self, name: str):
         module_name, attr = self._entries[self.check(name)].split(":")

@@ -40,13 +40,14 @@ class RunSpec:
         prof = load_profile(profile)
         model_cfg = load_group("models", model)
         groups = split_overrides(overrides or {}, ("train", "model", "extractor"))
+        _refuse_misplaced(model_cls, {**groups["model"], **groups[""]}, groups["train"])
         params = {**model_cfg.get("defaults", {}), **prof.get("models", {}).get(model, {}),
                   **groups["model"], **groups[""]}
         params = model_cls.resolve_params(params)
         train = {**model_cfg.get("train", {}), **prof.get("train", {}), **groups["train"]}
+        train = dataclasses.asdict(build(TrainConfig, train, "the trainer (train.*)"))
         if model_cfg.get("train", {}).get("max_epochs") == 0:
             train["max_epochs"] = 0  # nothing to train, whatever the profile says
-        train = dataclasses.asdict(build(TrainConfig, train, "the trainer (train.*)"))
         modalities = groups["extractor"].get("modalities", "both")
         if modalities not in MODALITIES:
             raise HarnessError(f"extractor.modalities={modalities} is not one of {', '.join(MODALITIES)}.")
@@ -58,8 +59,9 @@ class RunSpec:
         return str(self.extractor_settings.get("modalities", "both"))
 
     def key_train(self) -> dict:
-        """The trainer settings that change results (not progress bars, device or eval batch size)."""
-        return {k: v for k, v in self.train.items() if k not in ("progress", "device", "eval_batch_size")}
+        """The trainer settings that change results (not progress bars, device, threads or eval batch size)."""
+        return {k: v for k, v in self.train.items()
+                if k not in ("progress", "device", "eval_batch_size", "threads")}
 
     def key(self, data_hash: str, feature_key: str) -> str:
         identity = {"model": self.model, "params": self.params, "extractor": self.extractor,
@@ -67,6 +69,22 @@ class RunSpec:
         if self.modalities != "both":  # absent otherwise, so keys of earlier runs stay valid
             identity["modalities"] = self.modalities
         return stable_key(identity)
+
+
+def _refuse_misplaced(model_cls, model_values: dict, train_values: dict) -> None:
+    """A model setting written as train.x, or a trainer setting without it, gets the right spelling."""
+    from recommenders.trainer import TrainConfig
+
+    trainer = {f.name for f in dataclasses.fields(TrainConfig)}
+    model = set(model_cls.resolve_params({}))
+    for key, value in train_values.items():
+        if key not in trainer and key in model:
+            raise HarnessError(f"{key} is a setting of model '{model_cls.name}', not of the trainer; "
+                               f"write {key}={value} without 'train.'.")
+    for key, value in model_values.items():
+        if key not in model and key in trainer:
+            raise HarnessError(f"{key} is a trainer setting, not one of model '{model_cls.name}'; "
+                               f"write train.{key}={value}.")
 
 
 def load_features_for(spec: RunSpec, dataset, model_cls):
@@ -86,9 +104,17 @@ def feature_key_of(features) -> str:
 
 def execute(spec: RunSpec, store: ResultStore | None = None, dataset=None, features=None,
             force: bool = False) -> dict:
-    """Train and evaluate one run; returns its summary (skips the work when already finished)."""
+    """Train and evaluate one run with its `train.threads` torch threads; returns its summary
+    (skips the work when already finished)."""
+    from recommenders.trainer import torch_threads
+
+    with torch_threads(spec.train.get("threads", 0)):
+        return _execute(spec, store, dataset, features, force)
+
+
+def _execute(spec: RunSpec, store: ResultStore | None, dataset, features, force: bool) -> dict:
     from recommenders import MODELS
-    from recommenders.trainer import TrainConfig, Trainer, seed_everything
+    from recommenders.trainer import TrainConfig, Trainer, peak_memory_mb, seed_everything
 
     store = store or ResultStore()
     model_cls = MODELS.get(spec.model)
@@ -130,7 +156,7 @@ def execute(spec: RunSpec, store: ResultStore | None = None, dataset=None, featu
                 "timings": {"train_seconds": result.earlier_seconds + trained - began,
                             "eval_seconds": finished - trained,
                             "seconds_per_epoch": result.seconds_per_epoch},
-                "peak_memory_mb": result.peak_memory_mb, "history": result.history}
+                "peak_memory_mb": peak_memory_mb(trainer.device), "history": result.history}
     store.write_run(run_key, identity, evaluations, manifest)
     checkpoint.unlink(missing_ok=True)
     return summarize(store, run_key) | {"skipped": False}

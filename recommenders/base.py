@@ -27,7 +27,7 @@ from torch import nn
 
 from harness.config import build_settings
 from harness.errors import HarnessError
-from recommenders.item_encoders import make_item_encoder
+from recommenders.item_encoders import make_item_encoder, small_embedding
 from recommenders.layers import TransformerEncoder, length_groups
 
 COMMON_DEFAULTS = {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 2048}
@@ -113,7 +113,7 @@ class SequentialRecommender(Recommender):
         super().__init__(dataset, features, **params)
         p = self.params
         self.item_encoder = make_item_encoder(dataset, features, p["hidden"])
-        self.position = nn.Embedding(p["max_len"], p["hidden"])
+        self.position = small_embedding(p["max_len"], p["hidden"])
         self.emb_dropout = nn.Dropout(p["dropout"])
         # BERT4Rec is bidirectional; SASRec has a `causal` switch (off reproduces the reference code)
         self.encoder = TransformerEncoder(p["hidden"], p["n_blocks"], p["n_heads"], p["dropout"],

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# LLMEmb's soft-target CLIP loss is SDA's CMSA: one implementation (torch only, cheap to import)
+from extractors.sda.loss import cmsa
 from harness.config import artifacts_dir
 from harness.fileio import save_npy, stable_key
 
@@ -46,16 +48,6 @@ class RATAdapter(nn.Module):
         return F.embedding(inverse, F.linear(self.features[unique], weight, bias))
 
 
-def soft_clip_loss(x: torch.Tensor, y: torch.Tensor, tau: float) -> torch.Tensor:
-    """LLMEmb's soft-target CLIP loss: logits X Yᵀ / tau against row-softmax(tau (X Xᵀ + Y Yᵀ) / 2),
-    both directions averaged. The targets are not detached (as in the reference code)."""
-    logits = x @ y.T / tau
-    targets = F.softmax((x @ x.T + y @ y.T) / 2 * tau, dim=-1)
-    rows = -(targets * F.log_softmax(logits, dim=-1)).sum(1)
-    cols = -(targets.T * F.log_softmax(logits.T, dim=-1)).sum(1)
-    return ((rows + cols) / 2).mean()
-
-
 class Alignment(nn.Module):
     """alpha * soft-CLIP between RAT vectors and the frozen teacher's embeddings of the same items.
 
@@ -73,7 +65,7 @@ class Alignment(nn.Module):
         items = torch.unique(targets)
         if len(items) > ALIGN_ITEMS:
             items = items[torch.randperm(len(items), device=items.device)[:ALIGN_ITEMS]]
-        return self.alpha * soft_clip_loss(self.teacher[items], encoder(items), TAU)
+        return self.alpha * cmsa(self.teacher[items], encoder(items), TAU)
 
 
 def teacher_embeddings(dataset, params: dict) -> np.ndarray:
@@ -83,7 +75,7 @@ def teacher_embeddings(dataset, params: dict) -> np.ndarray:
 
     settings = {k: params[k] for k in TEACHER_SETTINGS}
     config = TrainConfig(max_epochs=params["teacher_epochs"], full_ranking=False)
-    recipe = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("device", "progress")}
+    recipe = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("device", "progress", "threads")}
     key = stable_key({"data": dataset.content_hash, "model": settings, "train": recipe})
     path = artifacts_dir() / "rat" / f"teacher-{dataset.name}-{key}.npy"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,9 @@ early stopping with patience, best state kept, test once at the end, resumable p
 from __future__ import annotations
 
 import copy
+import contextlib
 import random
+import re
 import resource
 import time
 from dataclasses import dataclass, field
@@ -13,21 +15,29 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from harness.config import at_least, device_rule
 from harness.evaluate import Evaluation, full_ranks, sampled_ranks
 from harness.fileio import atomic_path
 from recommenders.sampling import eval_batches, pairwise_batches, sequence_batches
 
 
+def metric_rule(value: str) -> str | None:
+    return None if re.fullmatch(r"(hit|ndcg)@[1-9]\d*", value) else "hit@K or ndcg@K (e.g. ndcg@10)"
+
+
 @dataclass
 class TrainConfig:
-    max_epochs: int = 200
-    patience: int = 20
-    valid_metric: str = "ndcg@10"  # picked on sampled validation, overall group
-    eval_batch_size: int = 1024
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    max_epochs: int = field(default=200, metadata={"rule": at_least(0)})
+    patience: int = field(default=20, metadata={"rule": at_least(1)})
+    # picked on sampled validation, overall group
+    valid_metric: str = field(default="ndcg@10", metadata={"rule": metric_rule})
+    eval_batch_size: int = field(default=1024, metadata={"rule": at_least(1)})
+    device: str = field(default="auto", metadata={"rule": device_rule})  # auto | cpu | cuda | cuda:N
     seed: int = 2024
     full_ranking: bool = True  # also report full-catalogue ranking at the end
     progress: bool = True
+    # torch CPU threads for the run; 0: torch's default alone, cores // workers in a grid
+    threads: int = field(default=0, metadata={"rule": at_least(0)})
 
 
 @dataclass
@@ -36,7 +46,6 @@ class TrainResult:
     epochs_run: int = 0
     history: list[dict] = field(default_factory=list)  # epoch, loss, valid metric, seconds
     seconds_per_epoch: float = 0.0
-    peak_memory_mb: float = 0.0
     resumes: int = 0  # times this run was resumed from its checkpoint
     earlier_seconds: float = 0.0  # spent by the processes before the last resume, up to their last checkpoint
 
@@ -53,10 +62,37 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """torch uses `threads` CPU threads inside the block (0: leave the current setting)."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak: CUDA's allocator statistics, or on Linux the process's RSS high-water
+    mark (VmHWM; writing 5 to clear_refs resets it), so a run in a long process reports its own."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
 def peak_memory_mb(device: torch.device) -> float:
+    """Peak since reset_peak_memory: CUDA memory allocated, or the process's resident memory."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # no /proc: the process's peak (Linux KiB)
 
 
 class Trainer:
@@ -106,6 +142,7 @@ class Trainer:
         seed_everything(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         result = TrainResult()
+        reset_peak_memory(self.device)  # the run's peak_memory_mb covers fit and evaluation
         if not any(p.requires_grad for p in self.model.parameters()):
             return result
         # fused: one kernel per step instead of several passes over every parameter (same update)
@@ -146,7 +183,6 @@ class Trainer:
         result.best_epoch = best["epoch"]
         result.epochs_run = len(result.history)
         result.seconds_per_epoch = float(np.mean([h["seconds"] for h in result.history])) if result.history else 0.0
-        result.peak_memory_mb = peak_memory_mb(self.device)
         return result
 
     # -- evaluation -----------------------------------------------------------------------

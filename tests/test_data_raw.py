@@ -255,7 +255,7 @@ def test_meta_without_the_reviewed_items_names_the_meta_file(raw, out_dir):
 def test_unknown_category_suggests_the_close_one(raw, out_dir):
     spec = spec_for(raw, reviews=str(raw / "reviews_Beuaty.json.gz"))
     fails(spec, out_dir, "reviews_Beuaty.json.gz", "unknown Amazon 2014 category 'Beuaty'",
-          "did you mean 'Beauty'")
+          "Did you mean 'Beauty'")
 
 
 def test_reviews_and_meta_of_different_categories_are_refused(raw, out_dir):

@@ -47,7 +47,8 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return -(target * F.log_softmax(logits, dim=-1)).sum(-1).mean()
 
 
-def cmsa(x: torch.Tensor, y: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+def cmsa(x: torch.Tensor, y: torch.Tensor, tau: torch.Tensor | float) -> torch.Tensor:
+    """CMSA; also LLMEmb's soft-CLIP alignment in RAT (recommenders/rat.py), the same formula."""
     logits = x @ y.T / tau
     teacher = F.softmax(tau * (x @ x.T + y @ y.T) / 2, dim=-1)
     return (soft_cross_entropy(logits, teacher) + soft_cross_entropy(logits.T, teacher.T)) / 2

@@ -13,6 +13,9 @@ def add_parser(sub) -> None:
     prep = actions.add_parser("prepare", help="raw files -> dataset directory (split, negatives, tail)")
     prep.add_argument("--out", default=None, help="write here instead of artifacts/datasets/")
     prep.add_argument("--force", action="store_true", help="prepare again even if it exists")
+    prep.add_argument("--name", default=None,
+                      help="the data set's name when --dataset is a folder of sequences.txt + items.tsv "
+                           "(default: the folder's name)")
     add_common(prep)
     prep.set_defaults(func=prepare_main)
 
@@ -48,9 +51,16 @@ def _dataset(args):
 def prepare_main(args) -> int:
     from harness.config import parse_overrides
     from harness.data.prepare import prepare
-    from harness.data.spec import dataset_spec
+    from harness.data.spec import dataset_spec, folder_spec, is_sequences_folder
+    from harness.errors import HarnessError
 
-    spec = dataset_spec(args.dataset, args.profile, parse_overrides(args.overrides))
+    overrides = parse_overrides(args.overrides)
+    if is_sequences_folder(args.dataset):
+        spec = folder_spec(args.dataset, args.name, overrides)
+    elif args.name:
+        raise HarnessError(f"--name names a folder's data set; '{args.dataset}' is not a folder with sequences.txt.")
+    else:
+        spec = dataset_spec(args.dataset, args.profile, overrides)
     dataset = prepare(spec, out_dir=args.out, force=args.force)
     print(f"prepared {dataset.name}: {dataset.n_users} users, {dataset.n_items} items -> {dataset.path}")
     return 0

@@ -12,7 +12,6 @@ Every read error names the file and the line.
 from __future__ import annotations
 
 import ast
-import difflib
 import gzip
 import json
 import re
@@ -22,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, did_you_mean
 from harness.fileio import file_sha256
 
 # The per-category files of the 2014 release (McAuley et al.), as spelled in their file names.
@@ -59,10 +58,8 @@ def _category(kind: str, path: Path) -> str | None:
         return None
     cat = match["cat"]
     if cat not in CATEGORIES:
-        close = difflib.get_close_matches(cat, CATEGORIES, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise HarnessError(f"{kind} file {path.name} names unknown Amazon 2014 category '{cat}'; "
-                           f"{hint}known: {', '.join(CATEGORIES)}.")
+        raise HarnessError(f"{kind} file {path.name} names unknown Amazon 2014 category '{cat}'."
+                           f"{did_you_mean(cat, CATEGORIES)} Known: {', '.join(CATEGORIES)}.")
     return cat
 
 

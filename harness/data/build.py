@@ -21,6 +21,12 @@ ITEM_COLUMNS = ("title", "brand", "categories", "price", "description", "image")
 FORMAT_VERSION = 1
 
 
+def tail_items(popularity: np.ndarray, threshold: int) -> np.ndarray:
+    """The tail rule (DESIGN): an item is tail when it has fewer than `threshold` interactions
+    in the whole data set (train, valid and test)."""
+    return popularity < threshold
+
+
 def _split_labels(user_codes: np.ndarray) -> np.ndarray:
     """Leave-one-out by time on rows sorted by (user, time): last test, second-last valid."""
     n = len(user_codes)
@@ -89,7 +95,7 @@ def build_dataset(out_dir: Path, interactions: pd.DataFrame, items: pd.DataFrame
     popularity = np.bincount(rows["item"], minlength=n_items)
     item_table.insert(0, "index", np.arange(n_items))
     item_table["popularity"] = popularity
-    item_table["is_tail"] = popularity < spec.tail_threshold
+    item_table["is_tail"] = tail_items(popularity, spec.tail_threshold)
 
     bounds = np.flatnonzero(np.r_[True, rows["user"].to_numpy()[1:] != rows["user"].to_numpy()[:-1]])
     histories = np.split(rows["item"].to_numpy(), bounds[1:])

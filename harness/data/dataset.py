@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from harness.data.build import CONTENT_FILES, FORMAT_VERSION
+from harness.data.build import CONTENT_FILES, FORMAT_VERSION, tail_items
 from harness.errors import HarnessError
 from harness.fileio import read_json, stable_key
 
@@ -39,7 +39,7 @@ class Dataset:
         self.targets = {s: self._per_user(users, items, split == s) for s in SPLITS}
         self.negatives = {s: np.load(self.path / f"negatives_{s}.npy") for s in SPLITS}
         self.item_popularity = np.bincount(items, minlength=self.n_items)
-        self.item_is_tail = self.item_popularity < int(self.meta["recipe"]["tail_threshold"])
+        self.item_is_tail = tail_items(self.item_popularity, int(self.meta["recipe"]["tail_threshold"]))
 
     def _per_user(self, users, items, mask) -> np.ndarray:
         out = np.full(self.n_users, -1, dtype=np.int64)

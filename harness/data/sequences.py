@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import io
 from pathlib import Path
 
 import pandas as pd
@@ -15,19 +16,28 @@ def read_sequences_source(folder: Path) -> tuple[list[str], list[list[str]], pd.
     for p in (seq_path, items_path):
         if not p.exists():
             raise HarnessError(f"{p} is missing; a sequences source needs sequences.txt and items.tsv.")
-    users, histories = [], []
-    with open(seq_path) as f:
-        for line_no, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) < 2:
-                raise HarnessError(f"{seq_path}:{line_no}: a line needs a user id and at least one item.")
-            users.append(parts[0])
-            histories.append(parts[1:])
-    items = pd.read_csv(items_path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
+    users, histories, first_line = [], [], {}
+    for line_no, line in enumerate(_utf8_text(seq_path).split("\n"), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 2:
+            raise HarnessError(f"{seq_path}:{line_no}: a line needs a user id and at least one item.")
+        if parts[0] in first_line:
+            raise HarnessError(f"{seq_path}:{line_no}: user '{parts[0]}' also has line {first_line[parts[0]]}; "
+                               "give each user one line with all their items in time order.")
+        first_line[parts[0]] = line_no
+        users.append(parts[0])
+        histories.append(parts[1:])
+    items = pd.read_csv(io.StringIO(_utf8_text(items_path)), sep="\t", dtype=str, keep_default_na=False, quoting=3)
     if "item_id" not in items.columns:
         raise HarnessError(f"{items_path}: the header has no 'item_id' column.")
+    known = set(items["item_id"])
+    for user, history in zip(users, histories):
+        unknown = [i for i in history if i not in known]
+        if unknown:
+            raise HarnessError(f"{seq_path}:{first_line[user]}: item '{unknown[0]}' has no row in {items_path}; "
+                               "add it there or remove it from the sequence.")
     # image_url (the Sports file) is the 2014 meta's imUrl: the item table's `image` column.
     items = items.rename(columns={"item_id": "raw_id", "image_url": "image"})
     if "title" in items.columns:
@@ -39,3 +49,13 @@ def read_sequences_source(folder: Path) -> tuple[list[str], list[list[str]], pd.
             lambda s: [p.split(" > ") for p in s.split(" | ")] if s else []
         )
     return users, histories, items
+
+
+def _utf8_text(path: Path) -> str:
+    """The file's text, refusing a byte that is not UTF-8 with its line number."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise HarnessError(f"{path}:{line}: byte {data[err.start]:#04x} is not UTF-8; save the file as UTF-8.") from None
