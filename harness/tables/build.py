@@ -105,7 +105,8 @@ def run_jobs(plan: Plan, jobs: list[Job], profile: str | None, executor: str = "
                     fail(job, error)
             if job in failures:
                 line = f"FAILED: {failures[job]}"
-            bar.write(f"[{bar.n + 1}/{len(jobs)}] {job.label}: {line} [{time.perf_counter() - began:.0f} s]", file=out)
+            elapsed = time.perf_counter() - began
+            bar.write(f"[{bar.n + 1}/{len(jobs)}] {job.label}: {line} [at {elapsed:.0f} s]", file=out)
             bar.update()
 
         def on_done(index: int, run_key: str | None, error: BaseException | None) -> None:
