@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.config import load_group, split_overrides
+from harness.config import split_overrides
 from harness.errors import HarnessError
 from harness.fileio import atomic_path
-from harness.runner import RunSpec, feature_key_of, load_features_for
+from harness.runner import RunSpec, feature_key_of, load_features_for, model_config
 from harness.store import ResultStore
 
 SUMMARY = "grid_summary.csv"
@@ -28,7 +28,7 @@ def grid_axes(model: str, extractor: str, overrides: dict) -> tuple[dict[str, li
 
     model_cls = MODELS.get(model)
     groups = split_overrides(overrides, ("grid",))
-    axes = {**(load_group("models", model).get("grid") or {}), **groups["grid"]}
+    axes = {**(model_config(model).get("grid") or {}), **groups["grid"]}
     settings = model_cls.resolve_params({})
     for key in axes:
         if key not in settings:

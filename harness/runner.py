@@ -37,7 +37,7 @@ class RunSpec:
 
         model_cls = MODELS.get(model)
         prof = load_profile(profile)
-        model_cfg = load_group("models", model)
+        model_cfg = model_config(model)
         groups = split_overrides(overrides or {}, ("train", "model", "extractor"))
         params = {**model_cfg.get("defaults", {}), **prof.get("models", {}).get(model, {}),
                   **groups["model"], **groups[""]}
@@ -52,6 +52,16 @@ class RunSpec:
         train = {k: v for k, v in self.train.items() if k not in ("progress", "device", "eval_batch_size")}
         return stable_key({"model": self.model, "params": self.params, "extractor": self.extractor,
                            "features": feature_key, "data": data_hash, "train": train})
+
+
+def model_config(model: str) -> dict:
+    """A model's `defaults`, `train` and `grid`: configs/models/<model>.yaml, or for a model of
+    another source (`mmrec:FREEDOM`) what its adapter derives from that source's own config."""
+    if ":" not in model:
+        return load_group("models", model)
+    from recommenders import MODELS
+
+    return MODELS.get(model).source_config()
 
 
 def load_features_for(spec: RunSpec, dataset, model_cls):
