@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from harness.config import REPO_ROOT, artifacts_dir
@@ -76,6 +77,9 @@ def _upstream_imports(src: Path):
     """MMRec's src/ on sys.path for the imports, plus fixes for today's packages:
     - models/slmrec.py imports torch_scatter (no wheel for torch 2.13) for commented-out code
       only: a stub module stands in while it imports, when the package is missing;
+    - BM3, LightGCN, LGMRec, DAMRS and SELFCFED_LGN fill their graph with scipy's private
+      `dok_matrix._update` (gone since scipy 1.12): while they are built, it is put back as the
+      bulk insert it was;
     - utils/dataset.py imports utils.data_utils (torchvision) and lmdb, used only for raw-image
       training; utils/metrics.py uses np.float (removed in numpy 1.24). The adapter imports
       neither (the harness has its own data and evaluator), so they need no fix here.
@@ -94,6 +98,9 @@ def _upstream_imports(src: Path):
         stubs["torch_scatter"].scatter = _missing("torch_scatter")
     added = [name for name in stubs if name not in sys.modules]
     sys.modules.update({name: stubs[name] for name in added})
+    patch_dok = not hasattr(sp.dok_matrix, "_update")
+    if patch_dok:
+        sp.dok_matrix._update = lambda self, data: self._dict.update(data)
     sys.path.insert(0, str(src))
     try:
         yield
@@ -101,6 +108,8 @@ def _upstream_imports(src: Path):
         sys.path.remove(str(src))
         for name in added:
             sys.modules.pop(name, None)
+        if patch_dok:
+            del sp.dok_matrix._update
 
 
 def _missing(package: str):
