@@ -128,8 +128,9 @@ def _upstream_class(name: str, src: Path):
             if err.name and err.name.split(".")[0] in (*UPSTREAM_PACKAGES, "models"):
                 raise HarnessError(f"mmrec:{name} does not import in this MMRec checkout ({err}); "
                                    "MMRec's own code is broken for this model.") from None
-            raise HarnessError(f"mmrec:{name} needs the package '{err.name}', which is not installed "
-                               f"(pip install {err.name.split('.')[0]}; see MMRec's requirements.txt).") from None
+            package = err.name.split(".")[0]
+            raise HarnessError(f"mmrec:{name} needs the package '{package}', which is not installed "
+                               f"(pip install {package}; see MMRec's requirements.txt).") from None
     return getattr(module, name)
 
 
@@ -234,10 +235,13 @@ class TrainingData:
         return self._matrix.tocoo() if form == "coo" else self._matrix.tocsr()
 
 
-@functools.cache
 def model_class(name: str) -> type[MMRecModel]:
     """The harness class for MMRec's model `name` (registry hook for `mmrec:<Name>`)."""
-    src = checkout()
+    return _model_class(checkout(), name)
+
+
+@functools.cache
+def _model_class(src: Path, name: str) -> type[MMRecModel]:
     _check_name(name, src)
     upstream = _upstream_class(name, src)
     with _upstream_imports(src):
