@@ -16,6 +16,7 @@ samples: 2048 samples is about 256 users at Amazon's ~8 training items per user)
 from __future__ import annotations
 
 import functools
+import sys
 from typing import ClassVar
 
 import torch
@@ -68,13 +69,17 @@ class RecBoleModel(Recommender):
 
         settings = {RECBOLE_NAMES.get(k, k): v for k, v in self.params.items() if k != "batch_size"}
         bpr = settings.get("loss_type") == "BPR"
-        config = Config(model=self.upstream, dataset=dataset.name, config_file_list=[], config_dict={
-            **settings, "data_path": _export(dataset), "use_gpu": torch.cuda.is_available(),
-            "show_progress": False, "save_dataset": False, "save_dataloaders": False,
-            "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
-            "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
-            "eval_args": {"order": "TO", "split": {"LS": "valid_and_test"}, "group_by": "user", "mode": "full"},
-            "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1} if bpr else None})
+        argv, sys.argv = sys.argv, sys.argv[:1]  # RecBole's Config reads `--key=value` from the command line
+        try:
+            config = Config(model=self.upstream, dataset=dataset.name, config_dict={
+                **settings, "data_path": _export(dataset), "use_gpu": torch.cuda.is_available(),
+                "show_progress": False, "save_dataset": False, "save_dataloaders": False,
+                "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
+                "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+                "eval_args": {"order": "TO", "split": {"LS": "valid_and_test"}, "group_by": "user", "mode": "full"},
+                "train_neg_sample_args": {"distribution": "uniform", "sample_num": 1} if bpr else None})
+        finally:
+            sys.argv = argv
         data = create_dataset(config)
         train, _, _ = data_preparation(config, data)
         self.net = self.upstream(config, train._dataset)

@@ -136,3 +136,64 @@ def test_mmrec_model_with_a_missing_package_names_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch_geometric", None)  # as if not installed
     with pytest.raises(HarnessError, match="mmrec:MMGCN needs the package 'torch_geometric'"):
         MODELS.get("mmrec:MMGCN")
+
+
+# -- RecBole ---------------------------------------------------------------------------------
+SMALL_GRU = {"max_len": 20, "embedding_size": 32, "hidden_size": 32}
+
+
+def test_recbole_gru4rec_trains_on_the_harness_split_and_lands_in_the_store(mini_beauty, store):
+    spec = RunSpec.resolve("recbole:GRU4Rec", "beauty", "base", "mini",
+                           {"train.progress": False, "train.max_epochs": 1, **SMALL_GRU})
+    out = execute(spec, store=store, dataset=mini_beauty)
+    ident = out["manifest"]["identity"]
+    assert ident["model"] == "recbole:GRU4Rec" and ident["feature_key"] == "id"
+    assert len(out["metrics"]) == 48  # valid/test x sampled/full x groups x metrics x Ks
+    assert valid_hr10(out) > RANDOM_HR10 + 0.04, out["manifest"]["history"]
+
+
+def test_recbole_samples_are_every_training_prefix_in_recbole_ids(mini_beauty, monkeypatch):
+    """A user's training items a, b, c give RecBole's augmented samples [a] -> b and [a, b] -> c,
+    in RecBole's item ids, items first and zeros after, as its own data pipeline builds them."""
+    torch.manual_seed(0)
+    model = MODELS.get("recbole:GRU4Rec")(mini_beauty, None, **{**SMALL_GRU, "max_len": 4})
+    seen = {}
+    monkeypatch.setattr(model.net, "calculate_loss", lambda inter: seen.setdefault("i", inter) and torch.zeros(()))
+    a, b, c, d, pad = 5, 17, 3, 40, mini_beauty.n_items
+    items = torch.tensor([[pad, pad, a, b, c], [a, b, c, d, a]])  # two users, left-padded
+    model.calculate_loss({"users": torch.tensor([0, 1]), "items": items, "neg": torch.full_like(items, 7)})
+    tokens = model.train_set.field2token_id["item_id"]  # RecBole's own id map of the exported tokens
+    rb = {i: tokens[str(i)] for i in (a, b, c, d, 7)}
+    inter = seen["i"]
+    expected_seqs = [[rb[a], 0, 0, 0], [rb[a], rb[b], 0, 0],  # first user
+                     [rb[a], 0, 0, 0], [rb[a], rb[b], 0, 0], [rb[a], rb[b], rb[c], 0],
+                     [rb[a], rb[b], rb[c], rb[d]]]  # second user: the last window holds max_len = 4 items
+    assert inter["item_id_list"].tolist() == expected_seqs
+    assert inter["item_length"].tolist() == [1, 2, 1, 2, 3, 4]
+    assert inter["item_id"].tolist() == [rb[b], rb[c], rb[b], rb[c], rb[d], rb[a]]
+    assert inter["neg_item_id"].tolist() == [rb[7]] * 6
+
+
+def test_recbole_scores_come_back_in_the_harness_item_order(mini_beauty):
+    torch.manual_seed(0)
+    model = MODELS.get("recbole:GRU4Rec")(mini_beauty, None, **SMALL_GRU).eval()
+    history = torch.tensor([[mini_beauty.n_items, 5, 17]])
+    with torch.no_grad():
+        ours = model.full_sort_predict({"users": torch.tensor([0]), "history": history})
+        from recbole.data.interaction import Interaction
+
+        tokens = model.train_set.field2token_id["item_id"]
+        seq = torch.zeros(1, 20, dtype=torch.long)
+        seq[0, :2] = torch.tensor([tokens["5"], tokens["17"]])
+        theirs = model.net.full_sort_predict(Interaction({"item_id_list": seq, "item_length": torch.tensor([2])}))
+    assert ours.shape == (1, mini_beauty.n_items)
+    for item in (0, 5, 17, mini_beauty.n_items - 1):
+        assert ours[0, item].item() == pytest.approx(theirs[0, tokens[str(item)]].item(), rel=1e-6)
+
+
+def test_recbole_errors_name_the_fix(monkeypatch):
+    with pytest.raises(HarnessError, match="Did you mean 'recbole:SASRec'"):
+        MODELS.check("recbole:SasRec")
+    monkeypatch.setitem(sys.modules, "recbole", None)  # as if not installed
+    with pytest.raises(HarnessError, match=r"pip install -e '\.\[peers\]'"):
+        MODELS.check("recbole:GRU4Rec")
