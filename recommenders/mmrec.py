@@ -76,7 +76,9 @@ def _check_name(name: str, src: Path) -> None:
 def _upstream_imports(src: Path):
     """MMRec's src/ on sys.path for the imports, plus fixes for today's packages:
     - models/slmrec.py imports torch_scatter (no wheel for torch 2.13) for commented-out code
-      only: a stub module stands in while it imports, when the package is missing;
+      only, and utils.get_sparse_laplacian (MGCN, SMORE) calls its scatter_add on 1-D tensors:
+      when the package is missing, a stand-in module with that one function (torch's
+      index_add_) serves while the models import and build;
     - BM3, LightGCN, LGMRec, DAMRS and SELFCFED_LGN fill their graph with scipy's private
       `dok_matrix._update` (gone since scipy 1.12): while they are built, it is put back as the
       bulk insert it was;
@@ -96,6 +98,7 @@ def _upstream_imports(src: Path):
     except ImportError:
         stubs["torch_scatter"] = types.ModuleType("torch_scatter")
         stubs["torch_scatter"].scatter = _missing("torch_scatter")
+        stubs["torch_scatter"].scatter_add = _scatter_add
     added = [name for name in stubs if name not in sys.modules]
     sys.modules.update({name: stubs[name] for name in added})
     patch_dok = not hasattr(sp.dok_matrix, "_update")
@@ -110,6 +113,17 @@ def _upstream_imports(src: Path):
             sys.modules.pop(name, None)
         if patch_dok:
             del sp.dok_matrix._update
+
+
+def _scatter_add(src, index, dim=-1, out=None, dim_size=None):
+    """torch_scatter.scatter_add for a 1-D index along `dim` (the only use in MMRec)."""
+    if index.dim() != 1:
+        raise HarnessError("this MMRec code path needs the real torch_scatter (pip install torch_scatter).")
+    if out is None:
+        size = list(src.shape)
+        size[dim] = dim_size if dim_size is not None else int(index.max()) + 1
+        out = torch.zeros(size, dtype=src.dtype, device=src.device)
+    return out.index_add_(dim, index, src)
 
 
 def _missing(package: str):
@@ -168,7 +182,13 @@ class MMRecModel(Recommender):
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the trainer's "auto"
         with _upstream_imports(checkout()):
             config = self._config(dataset, features, device)
-            self.net = self.upstream(config, TrainingData(dataset))
+            try:
+                self.net = self.upstream(config, TrainingData(dataset))
+            except (AssertionError, RuntimeError) as err:
+                if "CUDA" not in str(err):
+                    raise
+                raise HarnessError(f"{self.name} moves tensors to CUDA itself (.cuda() in MMRec's code); "
+                                   "run it on a machine with a GPU.") from None
         self.uses_negatives = bool(config["use_neg_sampling"])
 
     def _config(self, dataset, features, device):
