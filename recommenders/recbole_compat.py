@@ -13,6 +13,8 @@ callers that load a RecBole checkpoint pass `weights_only=False` themselves.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from harness.errors import HarnessError
@@ -55,7 +57,9 @@ def apply_shims() -> None:
                     feat[field] = feat[field].fillna(0)
                 elif self.field2type[field] == FeatureType.FLOAT:
                     feat[field] = feat[field].fillna(feat[field].mean())
-        fill_nan(self)
+        with warnings.catch_warnings():  # its own chained fillna, now a no-op, warns under pandas 3
+            warnings.simplefilter("ignore")
+            fill_nan(self)
 
     Dataset._fill_nan = cow_safe_fill_nan
     _applied = True
