@@ -40,7 +40,7 @@ def toys_features(toys):
     ("mmrec:VBPR", 2, {"lr": 0.01}),
     ("mmrec:LightGCN", 2, {"lr": 0.01}),
     ("mmrec:FREEDOM", 2, {"lr": 0.01}),
-    ("mmrec:SLMRec", 1, {"lr": 0.01, "recdim": 16, "batch_size": 8192}),
+    ("mmrec:SLMRec", 1, {"lr": 0.01, "recdim": 16, "batch_size": 1024}),
 ])
 def test_mmrec_models_train_and_land_in_the_store(name, epochs, params, toys, toys_features, store):
     multimodal = MODELS.get(name).uses_features  # MMRec's is_multimodal_model: False for LightGCN
