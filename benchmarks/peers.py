@@ -1,6 +1,7 @@
 """Side by side: our VBPR, SLMRec, SASRec and BERT4Rec against MMRec's and RecBole's own model code.
 
-    .venv/bin/python benchmarks/peers.py [--dataset toys] [--epochs 3] [--models vbpr,slmrec,sasrec,bert4rec]
+    .venv/bin/python benchmarks/peers.py [--dataset toys] [--epochs 3] [--max-len 50]
+                                         [--models vbpr,slmrec,sasrec,bert4rec]
 
 Each pair runs on the same data set, split, fixed negatives and (for VBPR and SLMRec) the same
 base feature set, in the same harness loop (trainer, batches, evaluator), with the settings
@@ -13,7 +14,8 @@ loaders and trainers (see docs/peers.md).
 Reported per run: training seconds per epoch, evaluation seconds (validation and test, sampled
 and full ranking), peak memory; and test HR@10 and NDCG@10 (sampled and full) with 95%
 bootstrap confidence intervals over users (scipy.stats.bootstrap). Writes
-results/benchmarks/peers-<dataset>.csv.
+results/benchmarks/peers-<dataset>.csv after every run (rows of the pairs run again replace
+their old rows; other pairs' rows stay).
 """
 from __future__ import annotations
 
@@ -33,11 +35,11 @@ PAIRS = {
     "slmrec": ("mmrec:SLMRec", {"embedding_size": 64},
                {"recdim": 64, "lr": 0.001, "ssl_temp": 0.2, "ssl_alpha": 0.1}),
     # RecBole has no BCE: BPR with one negative per target; ReLU FFN of width 128, one head
-    "sasrec": ("recbole:SASRec", {"max_len": 50},
-               {"max_len": 50, "hidden_size": 128, "inner_size": 128, "n_heads": 1, "hidden_act": "relu",
+    "sasrec": ("recbole:SASRec", {},
+               {"hidden_size": 128, "inner_size": 128, "n_heads": 1, "hidden_act": "relu",
                 "hidden_dropout_prob": 0.5, "attn_dropout_prob": 0.5, "loss_type": "BPR"}),
-    "bert4rec": ("recbole:BERT4Rec", {"max_len": 50},
-                 {"max_len": 50, "hidden_size": 128, "inner_size": 128, "n_heads": 1, "hidden_act": "relu",
+    "bert4rec": ("recbole:BERT4Rec", {},
+                 {"hidden_size": 128, "inner_size": 128, "n_heads": 1, "hidden_act": "relu",
                   "hidden_dropout_prob": 0.5, "attn_dropout_prob": 0.5, "mask_ratio": 0.6,
                   "loss_type": "BPR"}),
 }
@@ -85,6 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="toys")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--max-len", type=int, default=50, help="history length of the sequential pairs")
     parser.add_argument("--models", default=",".join(PAIRS), help=f"comma-separated, of {', '.join(PAIRS)}")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--params", help=argparse.SUPPRESS)
@@ -102,22 +105,27 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown model '{unknown[0]}'; use some of {', '.join(PAIRS)}.")
     store = results_dir() / "benchmarks" / "peers-runs"
+    out = results_dir() / "benchmarks" / f"peers-{args.dataset}.csv"
+    models = args.models.split(",")
+    kept = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=["pair"])
+    kept = kept[~kept["pair"].isin(models)]
     rows = []
-    for ours in args.models.split(","):
+    for ours in models:
         theirs, our_params, their_params = PAIRS[ours]
+        if ours in ("sasrec", "bert4rec"):
+            our_params, their_params = {**our_params, "max_len": args.max_len}, {**their_params, "max_len": args.max_len}
         sides = {"ours": (ours, our_params), "theirs": (theirs, their_params)}
         for turn, side in enumerate(("ours", "theirs", "theirs", "ours")):  # interleaved
             model, params = sides[side]
             row = {"dataset": args.dataset, "pair": ours, "side": side, "model": model, "turn": turn + 1,
-                   **run_in_process(model, params, args, store)}
+                   "params": json.dumps(params, sort_keys=True), **run_in_process(model, params, args, store)}
             rows.append(row)
             print(f"{model}: {row['train_s_per_epoch']:.2f} s/epoch, eval {row['eval_s']:.2f} s, "
                   f"{row['peak_mb']:.0f} MB, test sampled HR@10 {row['sampled_hr@10']:.4f}", flush=True)
-    table = pd.DataFrame(rows)
-    out = results_dir() / "benchmarks" / f"peers-{args.dataset}.csv"
-    with atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False)
-    print(f"\n{table.drop(columns=['run_key']).to_string(index=False, float_format=lambda v: f'{v:.4f}')}")
+            table = pd.concat([kept, pd.DataFrame(rows)], ignore_index=True)
+            with atomic_path(out) as tmp:
+                table.to_csv(tmp, index=False)
+    print(f"\n{table.drop(columns=['run_key', 'params']).to_string(index=False, float_format=lambda v: f'{v:.4f}')}")
     print(f"\nwritten: {out}")
 
 

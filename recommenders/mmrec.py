@@ -92,15 +92,12 @@ def _upstream_imports(src: Path):
         if module is not None and not any(str(w).startswith(str(src)) for w in where):
             raise HarnessError(f"a module named '{name}' ({where[0] or where[-1]}) is already imported "
                                "and hides MMRec's; run mmrec: models in a fresh process.")
-    stubs = {}
+    stand_in = None
     try:
         import torch_scatter  # noqa: F401
     except ImportError:
-        stubs["torch_scatter"] = types.ModuleType("torch_scatter")
-        stubs["torch_scatter"].scatter = _missing("torch_scatter")
-        stubs["torch_scatter"].scatter_add = _scatter_add
-    added = [name for name in stubs if name not in sys.modules]
-    sys.modules.update({name: stubs[name] for name in added})
+        stand_in = sys.modules["torch_scatter"] = types.ModuleType("torch_scatter")
+        stand_in.scatter_add, stand_in.scatter = _scatter_add, _scatter_add
     patch_dok = not hasattr(sp.dok_matrix, "_update")
     if patch_dok:
         sp.dok_matrix._update = lambda self, data: self._dict.update(data)
@@ -109,27 +106,21 @@ def _upstream_imports(src: Path):
         yield
     finally:
         sys.path.remove(str(src))
-        for name in added:
-            sys.modules.pop(name, None)
+        if stand_in is not None:
+            sys.modules.pop("torch_scatter", None)
         if patch_dok:
             del sp.dok_matrix._update
 
 
-def _scatter_add(src, index, dim=-1, out=None, dim_size=None):
+def _scatter_add(src, index, dim=-1, out=None, dim_size=None, **kwargs):
     """torch_scatter.scatter_add for a 1-D index along `dim` (the only use in MMRec)."""
-    if index.dim() != 1:
+    if index.dim() != 1 or kwargs:
         raise HarnessError("this MMRec code path needs the real torch_scatter (pip install torch_scatter).")
     if out is None:
         size = list(src.shape)
         size[dim] = dim_size if dim_size is not None else int(index.max()) + 1
         out = torch.zeros(size, dtype=src.dtype, device=src.device)
     return out.index_add_(dim, index, src)
-
-
-def _missing(package: str):
-    def fail(*args, **kwargs):
-        raise HarnessError(f"this MMRec code path needs '{package}', which is not installed.")
-    return fail
 
 
 def _upstream_class(name: str, src: Path):

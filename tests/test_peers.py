@@ -197,3 +197,11 @@ def test_recbole_errors_name_the_fix(monkeypatch):
     monkeypatch.setitem(sys.modules, "recbole", None)  # as if not installed
     with pytest.raises(HarnessError, match=r"pip install -e '\.\[peers\]'"):
         MODELS.check("recbole:GRU4Rec")
+
+
+def test_torch_scatter_stand_in_adds_into_buckets():
+    """What MMRec's graph builder asks of torch_scatter.scatter_add: per-node sums of edge weights."""
+    from recommenders.mmrec import _scatter_add
+
+    out = _scatter_add(torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([0, 2, 0, 1]), dim=0, dim_size=4)
+    assert out.tolist() == [4.0, 4.0, 2.0, 0.0]
