@@ -98,13 +98,13 @@ def main() -> None:
 
     import pandas as pd
 
-    from harness.config import results_dir
+    from harness.config import artifacts_dir, results_dir
     from harness.fileio import atomic_path
 
     unknown = [m for m in args.models.split(",") if m not in PAIRS]
     if unknown:
         raise SystemExit(f"unknown model '{unknown[0]}'; use some of {', '.join(PAIRS)}.")
-    store = results_dir() / "benchmarks" / "peers-runs"
+    store = artifacts_dir() / "benchmarks" / "peers-runs"  # the runs themselves (untracked)
     out = results_dir() / "benchmarks" / f"peers-{args.dataset}.csv"
     models = args.models.split(",")
     kept = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=["pair"])
