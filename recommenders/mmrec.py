@@ -152,6 +152,20 @@ def _harness_name(key: str) -> str:
     return RENAMED.get(key, key)
 
 
+def _feature_id(features) -> str:
+    """Names the folder of MMRec's caches: the feature set's key, or (for an in-memory set
+    without one) a hash of its arrays, so a cache never serves other features."""
+    if features is None:
+        return "id"
+    if features.key:
+        return features.key[:12]
+    import hashlib
+
+    digest = hashlib.sha256(np.ascontiguousarray(features.image).tobytes())
+    digest.update(np.ascontiguousarray(features.text).tobytes())
+    return digest.hexdigest()[:12]
+
+
 class MMRecModel(Recommender):
     """Base of the generated `mmrec:<Name>` classes; `upstream` is MMRec's model class."""
 
@@ -187,8 +201,7 @@ class MMRecModel(Recommender):
         directory: overall.yaml < model YAML < these run's settings."""
         from utils.configurator import Config
 
-        work = artifacts_dir() / "mmrec" / f"{dataset.name}-{dataset.content_hash[:12]}-" \
-                                           f"{(features.key[:12] if features is not None else 'id')}"
+        work = artifacts_dir() / "mmrec" / f"{dataset.name}-{dataset.content_hash[:12]}-{_feature_id(features)}"
         work.mkdir(parents=True, exist_ok=True)  # MMRec models cache graphs they build here
         values = dict(self.base_config)
         values |= {MMREC_NAMES.get(key, key): value for key, value in self.params.items()}

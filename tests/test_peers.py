@@ -205,3 +205,17 @@ def test_torch_scatter_stand_in_adds_into_buckets():
 
     out = _scatter_add(torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([0, 2, 0, 1]), dim=0, dim_size=4)
     assert out.tolist() == [4.0, 4.0, 2.0, 0.0]
+
+
+def test_mmrec_caches_are_per_feature_set(toys):
+    """MMRec caches graphs built from features (FREEDOM's mm_adj) in its data folder by file name
+    only: each feature set gets its own folder, an unsaved one named by its content."""
+    from recommenders.mmrec import _feature_id
+
+    def unsaved(seed):
+        features = random_features(toys, seed=seed)
+        features.meta.pop("key")
+        return features
+
+    assert _feature_id(unsaved(1)) == _feature_id(unsaved(1)) != _feature_id(unsaved(2))
+    assert _feature_id(random_features(toys)) == "test" and _feature_id(None) == "id"
