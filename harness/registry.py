@@ -12,6 +12,15 @@ def _import(target: str):
     return getattr(importlib.import_module(module_name), attr)
 
 
+def closest(name: str, names) -> str | None:
+    """The known name `name` most likely meant: the same up to case, else the closest spelling."""
+    folded = {n.lower(): n for n in names}
+    if name.lower() in folded:
+        return folded[name.lower()]
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
 class Registry:
     """Maps a short name to "package.module:Attribute" and imports on first use.
 
@@ -37,9 +46,8 @@ class Registry:
         if sep and prefix in self._prefixes:
             _import(self._prefixes[prefix])(rest)
             return name
-        choices = list(self._entries) + [f"{p}:" for p in self._prefixes]
-        close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        close = closest(name, list(self._entries) + [f"{p}:" for p in self._prefixes])
+        hint = f" Did you mean '{close}'?" if close else ""
         raise HarnessError(
             f"unknown {self.kind} '{name}'.{hint} Known: {', '.join(self.names())}."
         )

@@ -35,6 +35,7 @@ import torch
 
 from harness.config import REPO_ROOT, artifacts_dir
 from harness.errors import HarnessError
+from harness.registry import closest
 from recommenders.base import Recommender
 
 ENV = "HARNESS_MMREC"
@@ -64,11 +65,8 @@ def _check_name(name: str, src: Path) -> None:
     names = known_models(src)
     if name in names:
         return
-    import difflib
-
-    folded = {n.lower(): n for n in names}
-    close = [folded[name.lower()]] if name.lower() in folded else difflib.get_close_matches(name, names, n=1)
-    hint = f" Did you mean 'mmrec:{close[0]}'?" if close else ""
+    close = closest(name, names)
+    hint = f" Did you mean 'mmrec:{close}'?" if close else ""
     raise HarnessError(f"MMRec has no model '{name}'.{hint} Its models: {', '.join(names)}.")
 
 

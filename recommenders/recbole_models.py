@@ -23,6 +23,7 @@ import torch
 
 from harness.config import artifacts_dir
 from harness.errors import HarnessError
+from harness.registry import closest
 from recommenders.base import Recommender
 
 # harness setting -> RecBole setting
@@ -149,15 +150,12 @@ def model_class(name: str) -> type[RecBoleModel]:
 
 @functools.cache
 def _model_class(name: str) -> type[RecBoleModel]:
-    import difflib
-
     import recbole.model.sequential_recommender as sequential
 
     names = sorted(n for n in dir(sequential) if isinstance(getattr(sequential, n), type))
     if name not in names:
-        folded = {n.lower(): n for n in names}
-        close = [folded[name.lower()]] if name.lower() in folded else difflib.get_close_matches(name, names, n=1)
-        hint = f" Did you mean 'recbole:{close[0]}'?" if close else ""
+        close = closest(name, names)
+        hint = f" Did you mean 'recbole:{close}'?" if close else ""
         raise HarnessError(f"RecBole has no sequential model '{name}'.{hint} Its models: {', '.join(names)}.")
     # RecBole's overall.yaml (learning rate, weight decay) and sample.yaml (max length)
     defaults = {"lr": 0.001, "weight_decay": 0.0, "batch_size": 256, "max_len": 50,
