@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev,distributed]"
+	$(PY) -m pip install -q -e ".[dev,distributed,peers]"
+	$(PY) -m pip install -q --no-deps recbole==1.2.1   # its ray<=2.6.3 pin would downgrade ray
 	touch $(STAMP)
 
 install: $(STAMP)

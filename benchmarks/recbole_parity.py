@@ -6,8 +6,8 @@
 2. Exports the prepared data set to RecBole atomic files (harness.data.export): RecBole's
    leave-one-out by time then gives our split.
 3. Trains ours with the harness trainer, then RecBole's with its own trainer (this file again,
-   with --worker, inside RecBole's venv, with runtime shims for numpy 2, pandas 3 and torch's
-   weights_only default; site-packages stay untouched). One after the other, same threads.
+   with --worker, inside RecBole's venv, with the runtime shims of recommenders/recbole_compat.py;
+   site-packages stay untouched). One after the other, same threads.
 4. Scores both on the data set's fixed candidates and on the full catalogue with our evaluator,
    prints metrics and training seconds per epoch side by side, and writes
    results/benchmarks/recbole_parity.csv.
@@ -21,7 +21,6 @@ with BPR and one uniform negative; its SASRec epoch holds one sample per trainin
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import subprocess
 import sys
@@ -36,45 +35,17 @@ MODELS = {"sasrec": "SASRec", "bert4rec": "BERT4Rec"}
 
 
 # -- inside RecBole's venv ------------------------------------------------------------------
-def apply_shims() -> None:
-    """What RecBole 1.2.1 needs from the libraries of today, patched at runtime."""
-    import torch
-
-    for alias, real in {"float": float, "int": int, "bool": bool, "long": int, "float_": np.float64,
-                        "unicode_": np.str_, "complex_": np.complex128}.items():
-        if alias not in np.__dict__:
-            setattr(np, alias, real)  # aliases numpy 2 removed
-    # torch >= 2.6 loads weights only by default; RecBole's checkpoints hold its config object.
-    torch.load = functools.partial(torch.load, weights_only=False)
-    # pandas 3 copies on write, so RecBole's `feat[field].fillna(..., inplace=True)` fills a copy and
-    # leaves the NaN: fill token and float columns the CoW-safe way first, then run RecBole's own.
-    from recbole.data.dataset import Dataset
-    from recbole.utils import FeatureType
-
-    fill_nan = Dataset._fill_nan
-
-    def cow_safe_fill_nan(self):
-        for name in self.feat_name_list:
-            feat = getattr(self, name)
-            for field in feat:
-                if self.field2type[field] == FeatureType.TOKEN:
-                    feat[field] = feat[field].fillna(0)
-                elif self.field2type[field] == FeatureType.FLOAT:
-                    feat[field] = feat[field].fillna(feat[field].mean())
-        fill_nan(self)
-
-    Dataset._fill_nan = cow_safe_fill_nan
-
-
 def recbole_worker(args) -> None:
-    apply_shims()
+    sys.path.insert(0, str(REPO))  # our shims, evaluator and data set reader: numpy, pandas, torch only
+    from recommenders.recbole_compat import require
+
+    require()
     import torch
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.data.interaction import Interaction
     from recbole.utils import get_model, get_trainer, init_seed
 
-    sys.path.insert(0, str(REPO))  # our evaluator and data set reader: numpy, pandas, torch only
     from harness.data.dataset import Dataset
     from harness.evaluate import full_ranks, sampled_ranks
 
@@ -105,7 +76,8 @@ def recbole_worker(args) -> None:
 
     trainer._train_epoch = timed
     trainer.fit(train, valid, saved=True, show_progress=False)
-    model.load_state_dict(torch.load(trainer.saved_model_file)["state_dict"])
+    # RecBole's checkpoint holds its config object: not a weights-only file
+    model.load_state_dict(torch.load(trainer.saved_model_file, weights_only=False)["state_dict"])
     model.eval()
 
     ours = Dataset(args.data)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.config import load_group, load_profile, split_overrides
+from harness.config import load_profile, split_overrides
 from harness.errors import HarnessError, did_you_mean
 from harness.fileio import atomic_path, stable_key
-from harness.runner import RunSpec, feature_key_of, load_features_for
+from harness.runner import RunSpec, feature_key_of, load_features_for, model_config
 from harness.store import ResultStore
 
 SUMMARY = "grid_summary.csv"
@@ -32,7 +32,7 @@ def grid_axes(model: str, extractor: str, overrides: dict, profile: str | None =
     model_cls = MODELS.get(model)
     groups = split_overrides(overrides, ("grid",))
     profile_grids = load_profile(profile).get("grid") or {}
-    base = profile_grids[model] if model in profile_grids else load_group("models", model).get("grid")
+    base = profile_grids[model] if model in profile_grids else model_config(model).get("grid")
     axes = {**(base or {}), **groups["grid"]}
     settings = model_cls.resolve_params({})
     for key in axes:

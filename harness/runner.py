@@ -38,7 +38,7 @@ class RunSpec:
 
         model_cls = MODELS.get(model)
         prof = load_profile(profile)
-        model_cfg = load_group("models", model)
+        model_cfg = model_config(model)
         groups = split_overrides(overrides or {}, ("train", "model", "extractor"))
         _refuse_misplaced(model_cls, {**groups["model"], **groups[""]}, groups["train"])
         params = {**model_cfg.get("defaults", {}), **prof.get("models", {}).get(model, {}),
@@ -85,6 +85,16 @@ def _refuse_misplaced(model_cls, model_values: dict, train_values: dict) -> None
         if key not in model and key in trainer:
             raise HarnessError(f"{key} is a trainer setting, not one of model '{model_cls.name}'; "
                                f"write train.{key}={value}.")
+
+
+def model_config(model: str) -> dict:
+    """A model's `defaults`, `train` and `grid`: configs/models/<model>.yaml, or for a model of
+    another source (`mmrec:FREEDOM`) what its adapter derives from that source's own config."""
+    if ":" not in model:
+        return load_group("models", model)
+    from recommenders import MODELS
+
+    return MODELS.get(model).source_config()
 
 
 def load_features_for(spec: RunSpec, dataset, model_cls):

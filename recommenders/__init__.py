@@ -1,4 +1,8 @@
-"""Recommenders behind one interface (recommenders.base.Recommender), looked up by name."""
+"""Recommenders behind one interface (recommenders.base.Recommender), looked up by name.
+
+`mmrec:<Name>` and `recbole:<Name>` name models of MMRec and RecBole run through adapters
+(recommenders/mmrec.py, recommenders/recbole_models.py).
+"""
 from harness.registry import Registry
 
 MODELS = Registry("model", {
@@ -7,4 +11,7 @@ MODELS = Registry("model", {
     "slmrec": "recommenders.slmrec:SLMRec",
     "sasrec": "recommenders.sasrec:SASRec",
     "bert4rec": "recommenders.bert4rec:BERT4Rec",
+}, prefixes={
+    "mmrec": "recommenders.mmrec:model_class",
+    "recbole": "recommenders.recbole_models:model_class",
 })

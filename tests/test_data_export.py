@@ -19,8 +19,19 @@ def read_mmrec(out, name) -> pd.DataFrame:
     return pd.read_csv(out / f"{name}.inter", sep="\t")
 
 
+def saved_features(dataset, folder, dataset_hash=None):
+    from extractors.featureset import FeatureSet
+
+    rng = np.random.default_rng(0)
+    features = FeatureSet(rng.normal(size=(dataset.n_items, 6)).astype(np.float32),
+                          rng.normal(size=(dataset.n_items, 4)).astype(np.float32),
+                          {"dataset_hash": dataset_hash or dataset.content_hash})
+    features.save(folder)
+    return features
+
+
 def test_mmrec_round_trip(beauty_5core, tmp_path):
-    export(beauty_5core, "mmrec", tmp_path)
+    export(beauty_5core, "mmrec", tmp_path, features=saved_features(beauty_5core, tmp_path / "fs").path)
     inter = read_mmrec(tmp_path, beauty_5core.name)
     assert list(inter.columns) == ["userID", "itemID", "x_label"]
     train = inter[inter["x_label"] == 0]
@@ -35,25 +46,18 @@ def test_mmrec_round_trip(beauty_5core, tmp_path):
     assert inter["itemID"].max() + 1 == beauty_5core.n_items
     config = yaml.safe_load((tmp_path / f"{beauty_5core.name}.yaml").read_text())
     assert config["inter_file_name"] == f"{beauty_5core.name}.inter"
-    assert "vision_feature_file" not in config  # no feature set given
 
 
 def test_mmrec_copies_a_matching_feature_set(beauty_5core, tmp_path):
-    from extractors.featureset import FeatureSet
-
-    rng = np.random.default_rng(0)
-    features = FeatureSet(rng.normal(size=(beauty_5core.n_items, 6)).astype(np.float32),
-                          rng.normal(size=(beauty_5core.n_items, 4)).astype(np.float32),
-                          {"dataset_hash": beauty_5core.content_hash})
-    folder = features.save(tmp_path / "features")
+    features = saved_features(beauty_5core, tmp_path / "features")
     out = tmp_path / "mmrec"
-    export(beauty_5core, "mmrec", out, features=folder)
+    export(beauty_5core, "mmrec", out, features=features.path)
     assert np.array_equal(np.load(out / "image_feat.npy"), features.image)
     assert np.array_equal(np.load(out / "text_feat.npy"), features.text)
     config = yaml.safe_load((out / f"{beauty_5core.name}.yaml").read_text())
     assert (config["vision_feature_file"], config["text_feature_file"]) == ("image_feat.npy", "text_feat.npy")
 
-    FeatureSet(features.image, features.text, {"dataset_hash": "another"}).save(tmp_path / "other")
+    saved_features(beauty_5core, tmp_path / "other", dataset_hash="another")
     with pytest.raises(HarnessError, match="extract features for this data set again"):
         export(beauty_5core, "mmrec", tmp_path / "refused", features=tmp_path / "other")
     assert not (tmp_path / "refused" / "image_feat.npy").exists()
@@ -100,9 +104,17 @@ def test_recbole_categories_are_the_first_path_as_tokens():
     assert _category_tokens("") == ""
 
 
+def test_mmrec_without_a_feature_set_is_refused_before_writing(beauty_5core, tmp_path):
+    """MMRec's multimodal models cannot load a YAML that names no feature files."""
+    with pytest.raises(HarnessError, match="pass --features FOLDER"):
+        export(beauty_5core, "mmrec", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_export_cli_and_bad_format(beauty_5core, tmp_path, capsys):
+    folder = saved_features(beauty_5core, tmp_path / "fs").path
     assert cli_main(["data", "export", "--dataset", str(beauty_5core.path), "--format", "mmrec",
-                     "--out", str(tmp_path)]) == 0
+                     "--out", str(tmp_path), "--features", str(folder)]) == 0
     assert "exported" in capsys.readouterr().out
     assert len(read_mmrec(tmp_path, beauty_5core.name)) == beauty_5core.meta["stats"]["interactions"]
     with pytest.raises(HarnessError, match="unknown export format 'mmerc'"):

@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
                         help="mmrec: <name>.inter (userID itemID x_label); recbole: atomic files")
     export.add_argument("--out", required=True, help="folder for the files (e.g. MMRec's data/<name>)")
     export.add_argument("--features", default=None,
-                        help="mmrec: a feature set folder whose image_feat.npy/text_feat.npy to copy")
+                        help="mmrec (required): a feature set folder whose image_feat.npy/text_feat.npy to copy")
     add_common(export)
     export.set_defaults(func=export_main)
 

@@ -12,7 +12,7 @@ def add_parser(sub) -> None:
                                    "grid.KEY=[v1,v2]; other key=value pairs apply to every point), skip "
                                    "finished runs, pick the winner on validation only, and write one row "
                                    "to results/grid_summary.csv.")
-    p.add_argument("--model", "-m", required=True, help="vbpr | slmrec | sasrec | bert4rec | pop")
+    p.add_argument("--model", "-m", required=True, help="vbpr | slmrec | sasrec | bert4rec | pop | mmrec:<Name>")
     p.add_argument("--extractor", "-e", default="base", help="base (default) | clip | qwenvl | sda")
     p.add_argument("--executor", default="local", help="local (default) | ray")
     p.add_argument("--workers", type=int, default=1, help="parallel runs (one GPU each when GPUs exist)")

@@ -10,7 +10,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("run", help="train one recommender with one feature set and write results/",
                        description="Train one recommender on one data set with one extractor's "
                                    "features; print overall and tail HR@10/NDCG@10 and where the CSV went.")
-    p.add_argument("--model", "-m", required=True, help="pop | sasrec | ...")
+    p.add_argument("--model", "-m", required=True, help="pop | vbpr | slmrec | sasrec | bert4rec | mmrec:<Name> | recbole:<Name>")
     p.add_argument("--extractor", "-e", default="base", help="base (default) | clip | qwenvl | sda")
     p.add_argument("--force", action="store_true", help="re-run even if this run key is finished")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: auto)")

@@ -4,8 +4,8 @@ Users and items keep the data set's 0-based indices (the row order of every feat
 
 - mmrec (put the folder at MMRec's data/<name>/): `<name>.inter`, tab-separated
   `userID itemID x_label` with x_label 0 train, 1 valid, 2 test; `image_feat.npy` and
-  `text_feat.npy` copied from a feature set when one is given; `<name>.yaml` for
-  MMRec's src/configs/dataset/.
+  `text_feat.npy` copied from a feature set (required: MMRec's multimodal models read the
+  files the YAML names); `<name>.yaml` for MMRec's src/configs/dataset/.
 - recbole (put the folder at RecBole's dataset/<name>/): atomic files `<name>.inter`
   (`user_id:token item_id:token timestamp:float`) and `<name>.item`, plus the benchmark files
   `<name>.train.inter`, `<name>.valid.inter`, `<name>.test.inter`, and `<name>.yaml`.
@@ -50,22 +50,25 @@ def _write_yaml(path: Path, config: dict, comment: str) -> Path:
 
 
 def export_mmrec(dataset, out: Path, features: Path | None = None) -> list[Path]:
+    if features is None:
+        raise HarnessError("MMRec's multimodal models load image_feat.npy and text_feat.npy named in the "
+                           "exported YAML: pass --features FOLDER, a feature set of this data set "
+                           "(`python -m harness extract --extractor base --dataset NAME` prints its folder).")
+    from extractors.featureset import FeatureSet
+
+    FeatureSet.load(features, dataset)  # refuses a feature set made for another data set
     rows = _interactions(dataset)
     inter = pd.DataFrame({"userID": rows["user"], "itemID": rows["item"],
                           "x_label": rows["split"].map(MMREC_LABELS)})
     written = [_write_table(out / f"{dataset.name}.inter", inter)]
+    for name in FEATURE_FILES:
+        with atomic_path(out / name) as tmp:
+            shutil.copyfile(Path(features) / name, tmp)
+        written.append(out / name)
     config = {"USER_ID_FIELD": "userID", "ITEM_ID_FIELD": "itemID",
               "inter_file_name": f"{dataset.name}.inter", "field_separator": "\t",
-              "filter_out_cod_start_users": True}
-    if features is not None:
-        from extractors.featureset import FeatureSet
-
-        FeatureSet.load(features, dataset)  # refuses a feature set made for another data set
-        for name in FEATURE_FILES:
-            with atomic_path(out / name) as tmp:
-                shutil.copyfile(Path(features) / name, tmp)
-            written.append(out / name)
-        config |= {"vision_feature_file": FEATURE_FILES[0], "text_feature_file": FEATURE_FILES[1]}
+              "filter_out_cod_start_users": True,
+              "vision_feature_file": FEATURE_FILES[0], "text_feature_file": FEATURE_FILES[1]}
     written.append(_write_yaml(out / f"{dataset.name}.yaml", config,
                                f"MMRec dataset config for {dataset.name} (content {dataset.content_hash})"))
     return written
