@@ -56,6 +56,7 @@ class Plan:
     paper: str | None = None  # a file of ../shared/paper
     figure: str | None = None  # a plot of harness.tables.figures, for figure plans
     delta_against: str | None = None  # a variant: add each row's mean relative change to it (Table 3)
+    headline: bool = False  # add ours' average relative gain over the best baseline (Table 1's claim)
     overrides: dict = field(default_factory=dict)  # key=value settings for every job (a row's win)
     notes: list[str] = field(default_factory=list)
 

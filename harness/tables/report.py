@@ -63,7 +63,10 @@ def notes_for(plan: Plan, cells: pd.DataFrame) -> list[str]:
     if plan.ours:
         notes.append(f"* marks {plan.ours} significantly better than the best other extractor of its row group "
                      f"(paired two-sided t-test on per-user values, Holm-corrected over the table, p < 0.05; "
-                     f"no test where n < {MIN_TEST_N}). Paper values in parentheses; bold is the best per column within each row group.")
+                     f"no test where n < {MIN_TEST_N}).")
+    notes.append("Bold is the best per column within each row group"
+                 + ("; the paper's values in parentheses." if plan.paper else "."))
+    if plan.ours and plan.headline:
         for group, (ours, paper) in headline_gains(cells).items():
             notes.append(f"Average relative gain of {plan.ours} over the best baseline, {group}: {ours:+.2f}% "
                          f"(the paper's values give {paper:+.2f}%).")
