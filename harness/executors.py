@@ -95,9 +95,9 @@ def _report(outcomes, on_done) -> list[str]:
     return [keys[i] for i in sorted(keys)]
 
 
-def run_local(jobs: list[Job], workers: int, on_done=None) -> list[str]:
+def run_local(jobs: list, workers: int, on_done=None, task=run_job) -> list:
     if workers == 1:
-        return _report(((i, lambda job=job: run_job(job)) for i, job in enumerate(jobs)), on_done)
+        return _report(((i, lambda job=job: task(job)) for i, job in enumerate(jobs)), on_done)
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -112,11 +112,11 @@ def run_local(jobs: list[Job], workers: int, on_done=None) -> list[str]:
             queue.put(gpu)
         initializer, initargs = _pin_gpu, (queue,)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs) as pool:
-        futures = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
+        futures = {pool.submit(task, job): i for i, job in enumerate(jobs)}
         return _report(((futures[f], f.result) for f in as_completed(futures)), on_done)
 
 
-def run_ray(jobs: list[Job], workers: int, on_done=None) -> list[str]:
+def run_ray(jobs: list, workers: int, on_done=None, task=run_job) -> list:
     try:
         import ray
     except ImportError:
@@ -124,8 +124,8 @@ def run_ray(jobs: list[Job], workers: int, on_done=None) -> list[str]:
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False)
     cpus = int(ray.cluster_resources().get("CPU", 1))
-    task = ray.remote(num_cpus=max(1, cpus // workers), num_gpus=1 if gpu_count() else 0)(run_job)
-    refs = {task.remote(job): i for i, job in enumerate(jobs)}
+    remote = ray.remote(num_cpus=max(1, cpus // workers), num_gpus=1 if gpu_count() else 0)(task)
+    refs = {remote.remote(job): i for i, job in enumerate(jobs)}
 
     def completed():
         pending = list(refs)
@@ -136,13 +136,13 @@ def run_ray(jobs: list[Job], workers: int, on_done=None) -> list[str]:
     return _report(completed(), on_done)
 
 
-def run_jobs(jobs: list[Job], executor: str = "local", workers: int = 1, on_done=None) -> list[str]:
-    """Run the jobs; `on_done(index, run_key, error)` hears of each as it ends (and then a failed
-    job does not stop the others)."""
+def run_jobs(jobs: list, executor: str = "local", workers: int = 1, on_done=None, task=run_job) -> list:
+    """Run `task` (a picklable top-level function; default: one run) on each job; `on_done(index,
+    result, error)` hears of each as it ends (and then a failed job does not stop the others)."""
     if executor not in EXECUTORS:
         raise HarnessError(f"unknown executor '{executor}'; use one of {', '.join(EXECUTORS)}.")
     if workers < 1:
         raise HarnessError(f"--workers must be at least 1, not {workers}.")
     if not jobs:
         return []
-    return (run_local if executor == "local" else run_ray)(jobs, workers, on_done)
+    return (run_local if executor == "local" else run_ray)(jobs, workers, on_done, task)

@@ -126,7 +126,7 @@ def test_table_command_refuses_overrides(capsys):
 
 
 PLAN = """title: "resume check"
-datasets: [{dataset}]
+datasets: [{datasets}]
 rows:
   - {{model: vbpr, extractor: clip, overrides: {{grid.reg_weight: [0.1, 0.001]}}}}
   - {{model: vbpr, extractor: qwenvl, overrides: {{grid.reg_weight: [0.1, 0.001]}}}}
@@ -138,13 +138,13 @@ layout: {{rows: [model, extractor], columns: [dataset, group, metric]}}
 """
 
 
-def _table(plan, results, artifacts):
+def _table(plan, results, artifacts, workers=1):
     import os
     import subprocess
     import sys
 
     env = os.environ | {"HARNESS_RESULTS": str(results), "HARNESS_ARTIFACTS": str(artifacts)}
-    return subprocess.Popen([sys.executable, "-m", "harness", "table", str(plan)], env=env,
+    return subprocess.Popen([sys.executable, "-m", "harness", "table", str(plan), "--workers", str(workers)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
@@ -157,11 +157,13 @@ def test_a_killed_build_resumes_without_rerunning_and_gives_the_same_table(tmp_p
 
     from harness.data.prepare import load_dataset
 
-    folder = tmp_path / "source"
-    folder.mkdir()
-    small = load_dataset("beauty", "mini", {"path": str(_subset_source(folder, 40))})
+    paths = []
+    for users in (40, 30):
+        folder = tmp_path / f"source{users}"
+        folder.mkdir()
+        paths.append(str(load_dataset("beauty", "mini", {"path": str(_subset_source(folder, users))}).path))
     plan = tmp_path / "resume.yaml"
-    plan.write_text(PLAN.format(dataset=small.path))
+    plan.write_text(PLAN.format(datasets=", ".join(paths)))
     artifacts = os.environ["HARNESS_ARTIFACTS"]
 
     killed = tmp_path / "killed"
@@ -169,20 +171,21 @@ def test_a_killed_build_resumes_without_rerunning_and_gives_the_same_table(tmp_p
     runs = killed / "runs"
     while len(list(runs.glob("*/manifest.json"))) < 2 and process.poll() is None:
         time.sleep(0.1)
-    os.killpg(process.pid, signal.SIGKILL)  # kill -9 in the middle: two runs of six finished
+    os.killpg(process.pid, signal.SIGKILL)  # kill -9 in the middle: two runs of twelve finished
     process.wait()
     finished = {p: p.stat().st_mtime_ns for p in runs.glob("*/manifest.json")}
-    assert 2 <= len(finished) < 6 and not (killed / "tables" / "resume.csv").exists()
+    assert 2 <= len(finished) < 12 and not (killed / "tables" / "resume.csv").exists()
 
     assert _table(plan, killed, artifacts).wait() == 0
     assert {p: p.stat().st_mtime_ns for p in finished} == finished  # nothing finished ran again
-    assert len(list(runs.glob("*/manifest.json"))) == 6
+    assert len(list(runs.glob("*/manifest.json"))) == 12
 
+    # uninterrupted, with two workers: both data sets' inputs side by side, then all runs in a pool
     whole = tmp_path / "whole"
-    assert _table(plan, whole, artifacts).wait() == 0
+    assert _table(plan, whole, tmp_path / "fresh-artifacts", workers=2).wait() == 0
     resumed = pd.read_csv(killed / "tables" / "resume.csv")
     pd.testing.assert_frame_equal(resumed, pd.read_csv(whole / "tables" / "resume.csv"))
-    assert len(resumed) == 4 * 2 * 2 and resumed["value"].notna().all() and resumed["n"].gt(0).all()
+    assert len(resumed) == 2 * 4 * 2 * 2 and resumed["value"].notna().all() and resumed["n"].gt(0).all()
     markdown = (killed / "tables" / "resume.md").read_text()
     assert "vbpr" in markdown and "resume check" in markdown
 

@@ -46,6 +46,48 @@ def _environ(name: str, value: str):
             os.environ[name] = previous
 
 
+@dataclass
+class Extraction:
+    """What a worker needs to build one data set's inputs ahead of the runs (picklable)."""
+
+    jobs: list[Job]
+    profile: str | None
+    log: str
+    artifacts: str
+
+
+def build_inputs(task: Extraction) -> int:
+    """Worker entry point: prepare the data set, extract the feature sets (SDA: train the adapters)
+    of its jobs, in order. A failure is left for the caller, which prepares every job again and
+    reports it there; returns how many jobs were prepared."""
+    from harness.grid import prepare_grid
+
+    os.environ["HARNESS_ARTIFACTS"] = task.artifacts
+    done = 0
+    with open(task.log, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        for job in task.jobs:
+            with contextlib.suppress(Exception):
+                prepare_grid(job.model, job.dataset, job.extractor, task.profile, dict(job.overrides))
+                done += 1
+    return done
+
+
+@dataclass
+class Logged:
+    """One run whose output (a RAT teacher's epoch bars, say) goes to the plan's log (picklable)."""
+
+    job: object  # harness.executors.Job
+    log: str
+
+
+def run_logged(task: Logged) -> str:
+    """Worker entry point: one run with its output appended to the log."""
+    from harness.executors import run_job
+
+    with open(task.log, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        return run_job(task.job)
+
+
 def _reason(err: BaseException) -> str:
     return str(err) if isinstance(err, HarnessError) else f"{type(err).__name__}: {err}"
 
@@ -76,7 +118,17 @@ def run_jobs(plan: Plan, jobs: list[Job], profile: str | None, executor: str = "
             quiet.enter_context(contextlib.redirect_stdout(log))
             quiet.enter_context(contextlib.redirect_stderr(log))
             quiet.enter_context(_environ("TQDM_DISABLE", "1"))  # worker processes' bars too (RAT teachers)
-        for job in tqdm(jobs, desc=f"{plan.name}: data, features", unit="cell", file=err, disable=False):
+        datasets = list(dict.fromkeys(job.dataset for job in jobs))
+        if workers > 1 and len(datasets) > 1 and log:  # data sets build their inputs side by side
+            from harness.config import artifacts_dir
+
+            tasks = [Extraction([j for j in jobs if j.dataset == d], profile, log.name, str(artifacts_dir()))
+                     for d in datasets]
+            inputs = tqdm(total=len(tasks), desc=f"{plan.name}: data, features", unit="data set", file=err,
+                          disable=False)
+            execute_all(tasks, executor, workers, lambda *_: inputs.update(), build_inputs)
+            inputs.close()
+        for job in tqdm(jobs, desc=f"{plan.name}: grids", unit="cell", file=err, disable=False):
             overrides = {**dict(job.overrides), "train.progress": False}
             try:
                 grids[job] = prepare_grid(job.model, job.dataset, job.extractor, profile, overrides)
@@ -119,7 +171,10 @@ def run_jobs(plan: Plan, jobs: list[Job], profile: str | None, executor: str = "
 
         for job in [j for j in grids if remaining[j] == 0]:  # everything already finished
             finish(job)
-        execute_all(batch, executor, workers, on_done)
+        if log:
+            execute_all([Logged(job, log.name) for job in batch], executor, workers, on_done, run_logged)
+        else:
+            execute_all(batch, executor, workers, on_done)
         bar.close()
     return winners, failures
 
