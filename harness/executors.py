@@ -95,7 +95,8 @@ def _report(outcomes, on_done) -> list[str]:
     return [keys[i] for i in sorted(keys)]
 
 
-def run_local(jobs: list, workers: int, on_done=None, task=run_job) -> list:
+def run_local(jobs: list, workers: int, on_done=None, task=None) -> list:
+    task = task or run_job
     if workers == 1:
         return _report(((i, lambda job=job: task(job)) for i, job in enumerate(jobs)), on_done)
     import multiprocessing as mp
@@ -116,7 +117,8 @@ def run_local(jobs: list, workers: int, on_done=None, task=run_job) -> list:
         return _report(((futures[f], f.result) for f in as_completed(futures)), on_done)
 
 
-def run_ray(jobs: list, workers: int, on_done=None, task=run_job) -> list:
+def run_ray(jobs: list, workers: int, on_done=None, task=None) -> list:
+    task = task or run_job
     try:
         import ray
     except ImportError:
@@ -136,7 +138,7 @@ def run_ray(jobs: list, workers: int, on_done=None, task=run_job) -> list:
     return _report(completed(), on_done)
 
 
-def run_jobs(jobs: list, executor: str = "local", workers: int = 1, on_done=None, task=run_job) -> list:
+def run_jobs(jobs: list, executor: str = "local", workers: int = 1, on_done=None, task=None) -> list:
     """Run `task` (a picklable top-level function; default: one run) on each job; `on_done(index,
     result, error)` hears of each as it ends (and then a failed job does not stop the others)."""
     if executor not in EXECUTORS:
@@ -145,4 +147,4 @@ def run_jobs(jobs: list, executor: str = "local", workers: int = 1, on_done=None
         raise HarnessError(f"--workers must be at least 1, not {workers}.")
     if not jobs:
         return []
-    return (run_local if executor == "local" else run_ray)(jobs, workers, on_done, task)
+    return (run_local if executor == "local" else run_ray)(jobs, workers, on_done, task or run_job)
