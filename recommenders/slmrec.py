@@ -29,9 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from recommenders.base import Recommender, score_candidates
+from recommenders.projection import project_rows
 
 
-def normalized_adjacency(train_matrix: sp.csr_matrix) -> torch.Tensor:
+def normalized_adjacency(train_matrix: sp.csr_matrix) -> sp.csr_matrix:
     """D^-1/2 A D^-1/2 of the user-item bipartite graph (MMRec's 'pre' adjacency), users first."""
     n_users, n_items = train_matrix.shape
     r = train_matrix.tocoo()
@@ -39,25 +40,29 @@ def normalized_adjacency(train_matrix: sp.csr_matrix) -> torch.Tensor:
                          (np.concatenate([r.row, r.col + n_users]), np.concatenate([r.col + n_users, r.row]))),
                         shape=(n_users + n_items,) * 2).tocsr()
     d = np.power(np.asarray(adj.sum(1)).ravel() + 1e-8, -0.5).astype(np.float32)
-    norm = (sp.diags(d) @ adj @ sp.diags(d)).tocsr().astype(np.float32)
+    return (sp.diags(d) @ adj @ sp.diags(d)).tocsr().astype(np.float32)
+
+
+def torch_csr(matrix: sp.csr_matrix, device=None) -> torch.Tensor:
     with warnings.catch_warnings():  # "sparse CSR support is in beta": products are all we use
         warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(torch.from_numpy(norm.indptr).long(), torch.from_numpy(norm.indices).long(),
-                                       torch.from_numpy(norm.data), norm.shape, check_invariants=True)
+        return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr).long(), torch.from_numpy(matrix.indices).long(),
+                                       torch.from_numpy(matrix.data), matrix.shape, check_invariants=True,
+                                       device=device)
 
 
 class Propagate(torch.autograd.Function):
-    """adjacency @ x, with the backward pass reusing the same matrix: the normalised graph is
-    symmetric, so its transpose (what autograd would build for every product) is itself."""
+    """matrix @ x with a given transpose for the backward pass (autograd would build the
+    transpose again for every product; the full normalised graph is its own transpose)."""
 
     @staticmethod
-    def forward(ctx, adjacency, x):
-        ctx.adjacency = adjacency
-        return adjacency @ x
+    def forward(ctx, matrix, transpose, x):
+        ctx.transpose = transpose
+        return matrix @ x
 
     @staticmethod
     def backward(ctx, grad):
-        return None, ctx.adjacency @ grad
+        return None, None, ctx.transpose @ grad
 
 
 def xavier_linear(d_in: int, d_out: int) -> nn.Linear:
@@ -84,7 +89,8 @@ class SLMRec(Recommender):
         self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, d)))
         # Frozen inputs (buffers, left out of checkpoints): the graph, and the row-normalised
         # features (and the bias's all-ones column) propagated over it once.
-        self.register_buffer("adjacency", normalized_adjacency(dataset.train_matrix), persistent=False)
+        self.graph = normalized_adjacency(dataset.train_matrix)  # SciPy: per batch, its rows are sliced
+        self.register_buffer("adjacency", torch_csr(self.graph), persistent=False)
         for name, values in (("image", F.normalize(torch.from_numpy(features.image).float(), dim=1)),
                              ("text", F.normalize(torch.from_numpy(features.text).float(), dim=1)),
                              ("ones", torch.ones(self.n_items, 1))):
@@ -101,35 +107,45 @@ class SLMRec(Recommender):
         self.g_iva_ivat = xavier_linear(d, d // 2)
         self.g_t_ivat = xavier_linear(d, d // 2)
 
-    def smooth(self, x: torch.Tensor) -> torch.Tensor:
-        """LightGCN's output for node inputs x (users first): the mean of A^k x over k = 0..n_layers."""
-        total = x
-        for _ in range(self.params["n_layers"]):
-            x = Propagate.apply(self.adjacency, x)
-            total = total + x
-        return total / (self.params["n_layers"] + 1)
+    def smooth(self, x: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
+        """LightGCN's output for node inputs x (users first): the mean of A^k x over k = 0..n_layers,
+        at the given distinct nodes (sorted) or at every node. For given nodes the last product
+        is taken for their rows only (A[nodes] @ x), and the mean over their rows only."""
+        n_layers = self.params["n_layers"]
+        if nodes is None:
+            total = x
+            for _ in range(n_layers):
+                x = Propagate.apply(self.adjacency, self.adjacency, x)
+                total = total + x
+            return total / (n_layers + 1)
+        total = x[nodes]
+        for _ in range(n_layers - 1):
+            x = Propagate.apply(self.adjacency, self.adjacency, x)
+            total = total + x[nodes]
+        rows = self.graph[nodes.cpu().numpy()]
+        last = Propagate.apply(torch_csr(rows, x.device), torch_csr(rows.T.tocsr(), x.device), x)
+        return (total + last) / (n_layers + 1)
 
     def views(self, nodes: torch.Tensor | None = None) -> torch.Tensor:
-        """[ID ‖ image ‖ text] views after propagation of the given nodes (users, then n_users +
-        items), or of all nodes. Each view is LightGCN over [user embeddings; that view's items]."""
+        """[ID ‖ image ‖ text] views after propagation of the given distinct nodes (sorted; users,
+        then n_users + items), or of all nodes. Each view is LightGCN over [user embeddings; that
+        view's items]."""
         users = torch.cat([self.user_embedding, self.user_embedding], 1)
         items = torch.cat([self.item_embedding, torch.zeros_like(self.item_embedding)], 1)
-        ids, users_share = self.smooth(torch.cat([users, items])).chunk(2, dim=1)
-
-        def take(t):  # F.embedding: its backward sums repeated rows in a fixed order
-            return t if nodes is None else F.embedding(nodes, t)
-
-        shared, ones = take(users_share), take(self.ones_smooth)
+        ids, users_share = self.smooth(torch.cat([users, items]), nodes).chunk(2, dim=1)
+        ones = self.ones_smooth if nodes is None else self.ones_smooth[nodes]
 
         def feature_view(propagated, proj):  # LightGCN of [U; X Wᵀ + b], by linearity
-            return shared + take(propagated) @ proj.weight.T + ones * proj.bias
+            return users_share + project_rows(propagated, nodes, proj.weight) + ones * proj.bias
 
-        return torch.cat([take(ids), feature_view(self.image_smooth, self.image_proj),
+        return torch.cat([ids, feature_view(self.image_smooth, self.image_proj),
                           feature_view(self.text_smooth, self.text_proj)], 1)
 
     def calculate_loss(self, batch):
         users, pos = batch["users"], batch["pos"]
-        user_views, item_views = self.views(torch.cat([users, self.n_users + pos])).split(len(users))
+        nodes, inverse = torch.unique(torch.cat([users, self.n_users + pos]), return_inverse=True)
+        # F.embedding: its backward sums repeated rows in a fixed order
+        user_views, item_views = F.embedding(inverse, self.views(nodes)).split(len(users))
         u = F.normalize(self.user_fusion(user_views), dim=1)
         i = F.normalize(self.item_fusion(item_views), dim=1)
         main = info_nce(u, i, self.params["temp"])
