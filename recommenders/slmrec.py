@@ -107,32 +107,37 @@ class SLMRec(Recommender):
         self.g_iva_ivat = xavier_linear(d, d // 2)
         self.g_t_ivat = xavier_linear(d, d // 2)
 
-    def smooth(self, x: torch.Tensor, nodes: torch.Tensor | None = None) -> torch.Tensor:
-        """LightGCN's output for node inputs x (users first): the mean of A^k x over k = 0..n_layers,
-        at the given distinct nodes (sorted) or at every node. For given nodes the last product
-        is taken for their rows only (A[nodes] @ x), and the mean over their rows only."""
-        n_layers = self.params["n_layers"]
-        if nodes is None:
-            total = x
-            for _ in range(n_layers):
-                x = Propagate.apply(self.adjacency, self.adjacency, x)
-                total = total + x
-            return total / (n_layers + 1)
-        total = x[nodes]
-        for _ in range(n_layers - 1):
+    def smooth(self, x: torch.Tensor) -> torch.Tensor:
+        """LightGCN's output for node inputs x (users first): the mean of A^k x over k = 0..n_layers."""
+        total = x
+        for _ in range(self.params["n_layers"]):
             x = Propagate.apply(self.adjacency, self.adjacency, x)
-            total = total + x[nodes]
-        rows = self.graph[nodes.cpu().numpy()]
-        last = Propagate.apply(torch_csr(rows, x.device), torch_csr(rows.T.tocsr(), x.device), x)
-        return (total + last) / (n_layers + 1)
+            total = total + x
+        return total / (self.params["n_layers"] + 1)
 
     def views(self, nodes: torch.Tensor | None = None) -> torch.Tensor:
-        """[ID ‖ image ‖ text] views after propagation of the given distinct nodes (sorted; users,
-        then n_users + items), or of all nodes. Each view is LightGCN over [user embeddings; that
-        view's items]."""
-        users = torch.cat([self.user_embedding, self.user_embedding], 1)
-        items = torch.cat([self.item_embedding, torch.zeros_like(self.item_embedding)], 1)
-        ids, users_share = self.smooth(torch.cat([users, items]), nodes).chunk(2, dim=1)
+        """[ID ‖ image ‖ text] views after propagation of the given distinct nodes (users, then
+        n_users + items), or of all nodes. Each view is LightGCN over [user embeddings; that
+        view's items]: the ID view over [U; I], and a feature view is the users' share (LightGCN
+        of [U; 0]) plus the precomputed LightGCN of [0; X] times the projection, by linearity.
+
+        The graph is bipartite, so A^k [U; I] at a user row comes from U alone for even k and
+        from I alone for odd k (at an item row the reverse): the users' share is read off the ID
+        view's layers, and one propagation of width d serves both. For given nodes the last
+        layer is taken for their rows only (A[nodes] @ x)."""
+        n_layers = self.params["n_layers"]
+        layers = [torch.cat([self.user_embedding, self.item_embedding])]
+        for k in range(n_layers):
+            matrix = transpose = self.adjacency  # symmetric
+            if nodes is not None and k == n_layers - 1:
+                rows = self.graph[nodes.cpu().numpy()]
+                matrix, transpose = torch_csr(rows, nodes.device), torch_csr(rows.T.tocsr(), nodes.device)
+            layers.append(Propagate.apply(matrix, transpose, layers[-1]))
+        if nodes is not None:
+            layers = [layer[nodes] for layer in layers[:-1]] + layers[-1:]
+        is_user = (torch.arange(len(layers[0]), device=layers[0].device) if nodes is None else nodes) < self.n_users
+        ids = sum(layers) / (n_layers + 1)
+        users_share = torch.where(is_user[:, None], sum(layers[0::2]), sum(layers[1::2])) / (n_layers + 1)
         ones = self.ones_smooth if nodes is None else self.ones_smooth[nodes]
 
         def feature_view(propagated, proj):  # LightGCN of [U; X Wᵀ + b], by linearity
