@@ -220,6 +220,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="toys,sports-5core")
     parser.add_argument("--epochs", default="10,2", help="training epochs per data set (same order)")
     parser.add_argument("--models", default="VBPR,SLMRec")
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     torch.set_num_threads(1)
     mm = import_mmrec()
@@ -241,11 +242,11 @@ def main() -> None:
                     rows.append(row | {"features": described, "threads": 1, "embedding": EMBEDDING,
                                        "date": time.strftime("%Y-%m-%d")})
     table = pd.DataFrame(rows)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(OUT) as tmp:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False)
     print(table.to_string(index=False))
-    print(f"wrote {OUT}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
