@@ -10,13 +10,16 @@ Differences from MMRec, on purpose:
 - MMRec scores with embeddings cached during the last training batch, before its optimiser
   step; we propagate again in `on_eval_start`, from the parameters being evaluated.
 - MMRec returns sigmoid(scores); we return the scores (same ranking, no saturated ties).
-- Computation, same values: propagation is linear and the features are frozen, so the
-  feature views split into the users' share, mean_k A^k [U; 0], plus the propagated raw
-  features, mean_k A^k [0; X], times the projection. The latter is computed once when the
-  model is built (a (users + items) x feature-dim buffer: 430 MB for Baby's 4,096-d images);
-  per batch only the ID view and the users' share are propagated (width 2d, not 3d) and the
-  feature views are projected for the batch's rows only. The graph is symmetric, so backward
-  multiplies by it again instead of building its transpose.
+- Computation, same values (tests/test_fast_paths.py checks loss, gradients and scores against
+  MMRec's order of work): propagation is linear and the features are frozen, so a feature view
+  splits into the users' share, mean_k A^k [U; 0], plus the propagated raw features,
+  mean_k A^k [0; X], times the projection. The latter is computed once when the model is built
+  (a (users + items) x feature-dim buffer: 430 MB for Baby's 4,096-d images). The graph is
+  bipartite, so the users' share is read off the ID view's layers (A^k [U; I] at a user row comes
+  from U for even k, from I for odd k): per batch one propagation of width d (MMRec makes three),
+  its last layer for the batch's nodes only, and the feature views projected for the batch's
+  distinct nodes only, in cache-sized chunks (projection.py). The full graph is symmetric, so
+  backward multiplies by it again instead of building its transpose.
 """
 from __future__ import annotations
 
