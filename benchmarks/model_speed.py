@@ -215,13 +215,35 @@ def compare(mm, model: str, name: str, dataset, features, folder: Path, epochs: 
     return rows
 
 
+def markdown(table: pd.DataFrame) -> str:
+    """The docs table: per (model, data set) both sides' CPU and wall seconds, ratios of CPU time
+    (the steadier measure on a shared machine), and accuracy at equal epochs."""
+    lines = ["| model | data | epochs | train s/epoch, ours / MMRec: CPU (wall) | speed-up | eval pass, ours / MMRec: "
+             "CPU (wall) | speed-up | test HR@10 sampled, ours / MMRec | full HR@10 | full NDCG@10 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for (model, data), pair in table.groupby(["model", "dataset"], sort=False):
+        ours, theirs = (pair[pair["side"] == side].iloc[0] for side in ("ours", "mmrec"))
+        cells = [model, data, str(ours["epochs"])]
+        for what in ("train", "eval"):
+            cells += [f"{ours[what + '_cpu_s']:.2f} ({ours[what + '_wall_s']:.1f}) / "
+                      f"{theirs[what + '_cpu_s']:.2f} ({theirs[what + '_wall_s']:.1f})",
+                      f"{theirs[what + '_cpu_s'] / ours[what + '_cpu_s']:.1f}x"]
+        cells += [f"{ours[m]:.4f} / {theirs[m]:.4f}" for m in ("sampled_hit@10", "full_hit@10", "full_ndcg@10")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="toys,sports-5core")
     parser.add_argument("--epochs", default="10,2", help="training epochs per data set (same order)")
     parser.add_argument("--models", default="VBPR,SLMRec")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--render", type=Path, help="only print the docs table of an existing CSV")
     args = parser.parse_args()
+    if args.render:
+        print(markdown(pd.read_csv(args.render)))
+        return
     torch.set_num_threads(1)
     mm = import_mmrec()
     names, epochs = args.datasets.split(","), [int(e) for e in args.epochs.split(",")]
@@ -246,6 +268,7 @@ def main() -> None:
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False)
     print(table.to_string(index=False))
+    print(markdown(table))
     print(f"wrote {args.out}")
 
 
