@@ -129,15 +129,14 @@ class SLMRec(Recommender):
         view's layers, and one propagation of width d serves both. For given nodes the last
         layer is taken for their rows only (A[nodes] @ x)."""
         n_layers = self.params["n_layers"]
-        layers = [torch.cat([self.user_embedding, self.item_embedding])]
+        full, last = [torch.cat([self.user_embedding, self.item_embedding])], []
         for k in range(n_layers):
-            matrix = transpose = self.adjacency  # symmetric
             if nodes is not None and k == n_layers - 1:
                 rows = self.graph[nodes.cpu().numpy()]
-                matrix, transpose = torch_csr(rows, nodes.device), torch_csr(rows.T.tocsr(), nodes.device)
-            layers.append(Propagate.apply(matrix, transpose, layers[-1]))
-        if nodes is not None:
-            layers = [layer[nodes] for layer in layers[:-1]] + layers[-1:]
+                last = [Propagate.apply(torch_csr(rows, nodes.device), torch_csr(rows.T.tocsr(), nodes.device), full[-1])]
+            else:
+                full.append(Propagate.apply(self.adjacency, self.adjacency, full[-1]))  # symmetric
+        layers = full if nodes is None else [layer[nodes] for layer in full] + last
         is_user = (torch.arange(len(layers[0]), device=layers[0].device) if nodes is None else nodes) < self.n_users
         ids = sum(layers) / (n_layers + 1)
         users_share = torch.where(is_user[:, None], sum(layers[0::2]), sum(layers[1::2])) / (n_layers + 1)

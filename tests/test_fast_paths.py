@@ -7,6 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
@@ -68,11 +69,12 @@ def test_vbpr_matches_mmrec_order_of_work(monkeypatch):
                                    rtol=1e-5, atol=1e-6)
 
 
-def test_slmrec_matches_mmrec_order_of_work(monkeypatch):
+@pytest.mark.parametrize("n_layers", [1, 3])  # 1: the only layer is the batch-rows one
+def test_slmrec_matches_mmrec_order_of_work(monkeypatch, n_layers):
     monkeypatch.setattr(projection, "CHUNK", 5)
     data, features, batch = tiny()
     torch.manual_seed(0)
-    model = SLMRec(data, features, embedding_size=8)
+    model = SLMRec(data, features, embedding_size=8, n_layers=n_layers)
     r = data.train_matrix.toarray()
     adj = np.block([[np.zeros((N_USERS, N_USERS)), r], [r.T, np.zeros((N_ITEMS, N_ITEMS))]])
     d = (adj.sum(1) + 1e-8) ** -0.5
@@ -82,7 +84,7 @@ def test_slmrec_matches_mmrec_order_of_work(monkeypatch):
     def light(items):  # MMRec's compute_graph
         x = torch.cat([model.user_embedding, items])
         layers = [x]
-        for _ in range(3):
+        for _ in range(n_layers):
             layers.append(graph @ layers[-1])
         return torch.stack(layers, 1).mean(1).split([N_USERS, N_ITEMS])
 
