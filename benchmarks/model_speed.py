@@ -57,11 +57,9 @@ OUT = REPO / "results" / "benchmarks" / "model_speed.csv"
 
 def import_mmrec() -> dict:
     """MMRec's Config, data set, loaders, model and trainer lookup, imported unmodified."""
-    import numpy
-
     if not (MMREC_SRC / "utils" / "quick_start.py").exists():
         raise SystemExit(f"no MMRec checkout at {MMREC_SRC}; set MMREC_SRC to its src/ folder.")
-    numpy.float = float  # utils/metrics.py uses np.float, removed in numpy 1.24
+    np.float = float  # utils/metrics.py uses np.float, removed in numpy 1.24
     # utils/dataset.py imports these at the top for raw-image training only; slmrec.py imports
     # torch_scatter for commented-out code (no wheel for this torch)
     stub = types.ModuleType("utils.data_utils")
@@ -85,17 +83,6 @@ def import_mmrec() -> dict:
             "init_seed": init_seed}
 
 
-@contextlib.contextmanager
-def cwd(path: Path):
-    """MMRec's Config reads configs/ relative to the working directory."""
-    before = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(before)
-
-
 class Theirs:
     """One upstream MMRec model on the exported data set, driven as its quick_start does."""
 
@@ -104,7 +91,7 @@ class Theirs:
                     "ITEM_ID_FIELD": "itemID", "inter_file_name": f"{name}.inter",
                     "vision_feature_file": "image_feat.npy", "text_feature_file": "text_feat.npy",
                     "seed": SEED, "save_recommended_topk": False} | MMREC_SETTINGS[model]
-        with cwd(MMREC_SRC):
+        with contextlib.chdir(MMREC_SRC):  # its Config reads configs/ from the working directory
             config = mm["Config"](model, name, settings)
         train, valid, test = mm["RecDataset"](config).split()
         for part in (train, valid, test):
