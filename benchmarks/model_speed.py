@@ -1,142 +1,262 @@
-"""Time per training epoch of VBPR and SLMRec on a synthetic data set of Amazon Baby's shape
-(19,400 users, 7,050 items, ~117,000 training interactions, 4,096-d image + 384-d text features),
-ours against the same models doing MMRec's order of work; and SASRec / BERT4Rec on the mini data.
+"""Native VBPR and SLMRec against upstream MMRec's own model classes, side by side.
 
-    .venv/bin/python benchmarks/model_speed.py [--epochs 1] [--models vbpr,slmrec,sasrec,bert4rec]
+Same prepared data set (exported to MMRec's layout with harness.data.export), same features,
+embedding 64 (MMRec's default) on both sides, one torch thread, runs interleaved per epoch
+(ours, theirs, theirs, ours, ...). Measured per side:
+- training seconds per epoch: a full epoch of the side's own batches (ours: the harness sampler;
+  theirs: MMRec's TrainDataLoader) through calculate_loss, backward and the optimiser step;
+- one full-ranking evaluation pass over the test users (ours: Trainer.evaluate; theirs:
+  MMRec's Trainer.evaluate, full_sort_predict + top-k + its metrics);
+- accuracy after the same number of epochs, both scored by the harness's evaluator (test,
+  sampled on the fixed 100 negatives and full ranking, HR@10 / NDCG@10).
 
-The synthetic set is written as a real prepared data set (harness.data.build.build_dataset) into a
-temporary folder; positives are uniform over items (no popularity skew), which gives each batch
-more distinct items than real data does: a conservative case for VBPR's per-batch projection.
+    python -m benchmarks.model_speed [--datasets toys,sports-5core] [--epochs 10,2]
+
+Data: mini Toys with its base features, and Sports 5-core (the largest set here) with random
+4,096-d image + 384-d text features (the paper's base feature sizes). MMRec is read from
+$MMREC_SRC, else ../shared/peers/MMRec/src, and used unmodified: its three import-time
+incompatibilities (../shared/peers/README.md) are handled here from the outside. The CSV goes to
+results/benchmarks/model_speed.csv.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from extractors.featureset import FeatureSet
-from harness.data.build import build_dataset
-from harness.data.dataset import Dataset
-from harness.data.spec import DatasetSpec
+from harness.data.export import export_mmrec
+from harness.data.prepare import load_dataset
+from harness.evaluate import Evaluation, full_ranks, sampled_ranks
+from harness.fileio import atomic_path
 from recommenders.slmrec import SLMRec
-from recommenders.trainer import TrainConfig, Trainer
+from recommenders.trainer import TrainConfig, Trainer, seed_everything
 from recommenders.vbpr import VBPR
 
-USERS, ITEMS, TRAIN, IMAGE_DIM, TEXT_DIM = 19_400, 7_050, 117_000, 4_096, 384
+REPO = Path(__file__).resolve().parent.parent
+MMREC_SRC = Path(os.environ.get("MMREC_SRC", REPO.parent / "shared" / "peers" / "MMRec" / "src"))
+EMBEDDING = 64  # MMRec's default (overall.yaml embedding_size, SLMRec.yaml recdim)
+SEED = 999  # MMRec's overall.yaml seed
+# MMRec's hyper-parameter lists, at our defaults (reg is read by MMRec's SLMRec and never used)
+MMREC_SETTINGS = {"VBPR": {"embedding_size": EMBEDDING, "reg_weight": 0.1},
+                  "SLMRec": {"recdim": EMBEDDING, "learning_rate": 0.001, "ssl_temp": 0.2, "ssl_alpha": 0.1,
+                             "reg": 0.0001}}
+OURS = {"VBPR": (VBPR, {"embedding_size": EMBEDDING, "reg_weight": 0.1}),
+        "SLMRec": (SLMRec, {"embedding_size": EMBEDDING, "temp": 0.2, "ssl_temp": 0.2, "ssl_alpha": 0.1})}
+OUT = REPO / "results" / "benchmarks" / "model_speed.csv"
 
 
-def baby_shaped(folder: Path, seed: int = 0) -> tuple[Dataset, FeatureSet]:
-    rng = np.random.default_rng(seed)
-    extra = rng.multinomial(TRAIN - USERS, np.full(USERS, 1 / USERS))  # >= 1 training item each
-    lengths = extra + 1 + 2  # + validation and test items
-    users = np.repeat(np.arange(USERS), lengths)
-    items = np.concatenate([rng.choice(ITEMS, size=n, replace=False) for n in lengths])
-    inter = pd.DataFrame({"user": users, "item": items, "time": np.arange(len(users))})
-    table = pd.DataFrame({"raw_id": np.arange(ITEMS), "title": [f"item {i}" for i in range(ITEMS)]})
-    spec = DatasetSpec(name="baby-shaped", domain="baby", recipe="none")
-    build_dataset(folder / "data", inter, table, spec, {}, "synthetic")
-    dataset = Dataset(folder / "data")
-    features = FeatureSet(rng.standard_normal((ITEMS, IMAGE_DIM), dtype=np.float32),
-                          rng.standard_normal((ITEMS, TEXT_DIM), dtype=np.float32),
-                          {"dataset_hash": dataset.content_hash, "key": "random"})
-    return dataset, features
+def import_mmrec() -> dict:
+    """MMRec's Config, data set, loaders, model and trainer lookup, imported unmodified."""
+    if not (MMREC_SRC / "utils" / "quick_start.py").exists():
+        raise SystemExit(f"no MMRec checkout at {MMREC_SRC}; set MMREC_SRC to its src/ folder.")
+    np.float = float  # utils/metrics.py uses np.float, removed in numpy 1.24
+    # utils/dataset.py imports these at the top for raw-image training only; slmrec.py imports
+    # torch_scatter for commented-out code (no wheel for this torch)
+    stub = types.ModuleType("utils.data_utils")
+    stub.ImageResize = stub.ImagePad = stub.image_to_tensor = stub.load_decompress_img_from_lmdb_value = None
+    sys.modules.setdefault("lmdb", types.ModuleType("lmdb"))
+    scatter = types.ModuleType("torch_scatter")
+    scatter.scatter = None
+    sys.modules.setdefault("torch_scatter", scatter)
+    sys.path.insert(0, str(MMREC_SRC))
+    import utils  # MMRec's package, now first on the path
+
+    sys.modules["utils.data_utils"] = stub
+    utils.data_utils = stub
+    from utils.configurator import Config
+    from utils.dataloader import EvalDataLoader, TrainDataLoader
+    from utils.dataset import RecDataset
+    from utils.utils import get_model, get_trainer, init_seed
+
+    return {"Config": Config, "RecDataset": RecDataset, "TrainDataLoader": TrainDataLoader,
+            "EvalDataLoader": EvalDataLoader, "get_model": get_model, "get_trainer": get_trainer,
+            "init_seed": init_seed}
 
 
-class MMRecVBPR(VBPR):
-    """VBPR doing MMRec's work: every item's features projected on every batch."""
+class Theirs:
+    """One upstream MMRec model on the exported data set, driven as its quick_start does."""
 
-    def item_vectors(self, items=None):
-        table = super().item_vectors()
-        return table if items is None else table[items]
+    def __init__(self, mm: dict, model: str, folder: Path, name: str):
+        settings = {"use_gpu": False, "data_path": str(folder) + "/", "USER_ID_FIELD": "userID",
+                    "ITEM_ID_FIELD": "itemID", "inter_file_name": f"{name}.inter",
+                    "vision_feature_file": "image_feat.npy", "text_feature_file": "text_feat.npy",
+                    "seed": SEED, "save_recommended_topk": False} | MMREC_SETTINGS[model]
+        with contextlib.chdir(MMREC_SRC):  # its Config reads configs/ from the working directory
+            config = mm["Config"](model, name, settings)
+        train, valid, test = mm["RecDataset"](config).split()
+        for part in (train, valid, test):
+            str(part)  # quick_start logs each part; RecDataset.__str__ sets the inter_num its loaders read
+        self.train_data = mm["TrainDataLoader"](config, train, batch_size=config["train_batch_size"], shuffle=True)
+        self.test_data = mm["EvalDataLoader"](config, test, additional_dataset=train,
+                                              batch_size=config["eval_batch_size"])
+        mm["init_seed"](SEED)
+        self.train_data.pretrain_setup()
+        self.model = mm["get_model"](model)(config, self.train_data)
+        self.trainer = mm["get_trainer"]()(config, self.model)
+
+    def train_epoch(self, epoch: int) -> None:
+        self.trainer._train_epoch(self.train_data, epoch)
+        self.trainer.lr_scheduler.step()  # as MMRec's fit does after each epoch
+
+    def eval_pass(self) -> None:
+        self.trainer.evaluate(self.test_data)
+
+    @torch.no_grad()
+    def scores(self, users: torch.Tensor) -> torch.Tensor:
+        self.model.eval()
+        return self.model.full_sort_predict([users])
 
 
-class MMRecSLMRec(SLMRec):
-    """SLMRec doing MMRec's work: every item's features projected on every batch, one propagation
-    per view over an uncoalesced COO graph (as MMRec builds it), all nodes fused."""
+class Ours:
+    def __init__(self, model: str, dataset, features):
+        seed_everything(SEED)
+        cls, params = OURS[model]
+        self.model = cls(dataset, features, **params)
+        self.trainer = Trainer(self.model, dataset, TrainConfig(progress=False, device="cpu", seed=SEED))
+        self.optimizer = self.trainer.make_optimizer()
+        self.rng = np.random.default_rng(SEED)
 
-    def __init__(self, dataset, features=None, **params):
-        super().__init__(dataset, features, **params)
-        self.image = F.normalize(torch.from_numpy(features.image), dim=1)
-        self.text = F.normalize(torch.from_numpy(features.text), dim=1)
-        coo = self.adjacency.to_sparse_coo()
-        self.adjacency = torch.sparse_coo_tensor(coo.indices(), coo.values(), coo.shape, check_invariants=False)
+    def train_epoch(self, epoch: int) -> None:
+        self.trainer._train_epoch(self.optimizer, self.rng, epoch)
 
-    def smooth(self, x):
-        layers = [x]
-        for _ in range(self.params["n_layers"]):
-            layers.append(torch.sparse.mm(self.adjacency, layers[-1]))
-        return torch.stack(layers).mean(0)
+    def eval_pass(self) -> None:
+        self.trainer.evaluate("test", "full")
 
-    def views(self, nodes=None):
-        views = (self.item_embedding, self.image_proj(self.image), self.text_proj(self.text))
-        full = torch.cat([self.smooth(torch.cat([self.user_embedding, view])) for view in views], 1)
-        return full if nodes is None else full[nodes]
+    @torch.no_grad()
+    def scores(self, users: torch.Tensor) -> torch.Tensor:
+        self.model.eval()
+        self.model.on_eval_start()
+        return self.model.full_sort_predict({"users": users})
 
 
-def seconds_per_epoch(model_cls, dataset, features, epochs: int, **params) -> tuple[float, float]:
-    """(wall, CPU) seconds per training epoch, validation excluded. CPU time (all threads of this
-    process) is the steadier number when other jobs share the cores."""
-    torch.manual_seed(0)
-    model = model_cls(dataset, features, **params)
-    config = TrainConfig(max_epochs=epochs, patience=epochs, progress=False, full_ranking=False)
-    trainer, cpu = Trainer(model, dataset, config), []
+def accuracy(side, dataset, batch: int = 4096) -> dict[str, float]:
+    """Test HR@10 / NDCG@10 of a side's full_sort_predict, by the harness's evaluator."""
+    sampled, full = np.empty(dataset.n_users, np.int64), np.empty(dataset.n_users, np.int64)
+    candidates, exclude, targets = dataset.candidates("test"), dataset.interaction_matrix, dataset.targets["test"]
+    for start in range(0, dataset.n_users, batch):
+        users = np.arange(start, min(start + batch, dataset.n_users))
+        scores = side.scores(torch.from_numpy(users)).float()
+        sampled[users] = sampled_ranks(scores.gather(1, torch.from_numpy(candidates[users])))
+        full[users] = full_ranks(scores, targets[users], exclude[users])
+    out = {}
+    for protocol, ranks in (("sampled", sampled), ("full", full)):
+        result = Evaluation.from_ranks(ranks, dataset.tail_users("test"))
+        for metric in ("hit", "ndcg"):
+            out[f"{protocol}_{metric}@10"] = result.value(metric, 10)
+    return out
 
-    def timed(*args, train_epoch=trainer._train_epoch):
-        began = time.process_time()
-        loss = train_epoch(*args)
-        cpu.append(time.process_time() - began)
-        return loss
 
-    trainer._train_epoch = timed
-    return trainer.fit().seconds_per_epoch, float(np.mean(cpu))
+def timed(fn, *args) -> tuple[float, float]:
+    """(wall, CPU) seconds; CPU time is the steadier one while other jobs share the cores."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn(*args)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def data_and_features(name: str):
+    dataset = load_dataset(name, "mini")
+    if name == "sports-5core":  # random features of the paper's base sizes
+        rng = np.random.default_rng(0)
+        features = FeatureSet(rng.standard_normal((dataset.n_items, 4096), dtype=np.float32),
+                              rng.standard_normal((dataset.n_items, 384), dtype=np.float32),
+                              {"dataset_hash": dataset.content_hash, "key": "random-4096-384"})
+        return dataset, features, "random 4096-d image + 384-d text"
+    from extractors.store import load_or_extract
+
+    features = load_or_extract(dataset, "base", "mini", {})
+    return dataset, features, f"base ({features.image.shape[1]}-d image + {features.text.shape[1]}-d text)"
+
+
+def compare(mm, model: str, name: str, dataset, features, folder: Path, epochs: int) -> list[dict]:
+    began = time.perf_counter()
+    sides = {"ours": Ours(model, dataset, features), "mmrec": Theirs(mm, model, folder, name)}
+    print(f"  built both in {time.perf_counter() - began:.0f} s", flush=True)
+    times = {side: {"train": [], "eval": []} for side in sides}
+    order = ("ours", "mmrec")
+    for epoch in range(epochs):
+        for side in order:
+            times[side]["train"].append(timed(sides[side].train_epoch, epoch))
+        print(f"  epoch {epoch + 1}: " + ", ".join(f"{s} {times[s]['train'][-1][0]:.1f} s" for s in order), flush=True)
+        order = order[::-1]  # ours, theirs, theirs, ours, ...
+    for side in ("ours", "mmrec", "mmrec", "ours"):
+        times[side]["eval"].append(timed(sides[side].eval_pass))
+    rows = []
+    for side, obj in sides.items():
+        row = {"model": model, "dataset": name, "side": side, "epochs": epochs}
+        for what in ("train", "eval"):
+            wall, cpu = np.array(times[side][what]).T
+            row |= {f"{what}_wall_s": float(np.median(wall)), f"{what}_cpu_s": float(np.median(cpu))}
+        row |= accuracy(obj, dataset)
+        rows.append(row)
+        print(f"  {side}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)), flush=True)
+    return rows
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The docs table: per (model, data set) both sides' CPU and wall seconds, ratios of CPU time
+    (the steadier measure on a shared machine), and accuracy at equal epochs."""
+    lines = ["| model | data | epochs | train s/epoch, ours / MMRec: CPU (wall) | speed-up | eval pass, ours / MMRec: "
+             "CPU (wall) | speed-up | test HR@10 sampled, ours / MMRec | full HR@10 | full NDCG@10 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for (model, data), pair in table.groupby(["model", "dataset"], sort=False):
+        ours, theirs = (pair[pair["side"] == side].iloc[0] for side in ("ours", "mmrec"))
+        cells = [model, data, str(ours["epochs"])]
+        for what in ("train", "eval"):
+            cells += [f"{ours[what + '_cpu_s']:.2f} ({ours[what + '_wall_s']:.1f}) / "
+                      f"{theirs[what + '_cpu_s']:.2f} ({theirs[what + '_wall_s']:.1f})",
+                      f"{theirs[what + '_cpu_s'] / ours[what + '_cpu_s']:.1f}x"]
+        cells += [f"{ours[m]:.4f} / {theirs[m]:.4f}" for m in ("sampled_hit@10", "full_hit@10", "full_ndcg@10")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--models", default="vbpr,slmrec,sasrec,bert4rec")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (the machine has 2 cores)")
+    parser.add_argument("--datasets", default="toys,sports-5core")
+    parser.add_argument("--epochs", default="10,2", help="training epochs per data set (same order)")
+    parser.add_argument("--models", default="VBPR,SLMRec")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--render", type=Path, help="only print the docs table of an existing CSV")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    models = args.models.split(",")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{time.strftime('%Y-%m-%d')}")
+    if args.render:
+        print(markdown(pd.read_csv(args.render)))
+        return
+    torch.set_num_threads(1)
+    mm = import_mmrec()
+    names, epochs = args.datasets.split(","), [int(e) for e in args.epochs.split(",")]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, {time.strftime('%Y-%m-%d %H:%M')}, "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        if {"vbpr", "slmrec"} & set(models):
-            began = time.perf_counter()
-            dataset, features = baby_shaped(Path(tmp))
-            print(f"synthetic Baby-shaped set: {dataset.n_users} users, {dataset.n_items} items, "
-                  f"{len(dataset.train_users)} training interactions ({time.perf_counter() - began:.0f} s)")
-            pairs = {"vbpr": (VBPR, MMRecVBPR), "slmrec": (SLMRec, MMRecSLMRec)}
-            for name in ("vbpr", "slmrec"):
-                if name in models:
-                    ours, upstream = pairs[name]
-                    fast = seconds_per_epoch(ours, dataset, features, args.epochs)
-                    slow = seconds_per_epoch(upstream, dataset, features, args.epochs)
-                    rows.append((name, "baby-shaped", fast, slow))
-                    print(f"{name}: ours {fast[0]:.1f} s/epoch ({fast[1]:.1f} s CPU), MMRec's order of work "
-                          f"{slow[0]:.1f} s/epoch ({slow[1]:.1f} s CPU)", flush=True)
-    if {"sasrec", "bert4rec"} & set(models):
-        from harness.data.prepare import load_dataset
-        from recommenders import MODELS
-
-        mini = load_dataset("beauty", "mini")
-        for name in ("sasrec", "bert4rec"):
-            if name in models:
-                fast = seconds_per_epoch(MODELS.get(name), mini, None, args.epochs, max_len=200)
-                rows.append((name, "mini beauty, max_len 200", fast, (float("nan"),) * 2))
-                print(f"{name} (mini beauty, max_len 200): {fast[0]:.1f} s/epoch ({fast[1]:.1f} s CPU)", flush=True)
-    print(f"\n| model | data | ours: wall / CPU s per epoch | MMRec's order of work: wall / CPU s per epoch |"
-          f" ({args.threads} threads)\n|---|---|---|---|")
-    for name, data, fast, slow in rows:
-        print(f"| {name} | {data} | {fast[0]:.1f} / {fast[1]:.1f} | {slow[0]:.1f} / {slow[1]:.1f} |")
+    for name, n_epochs in zip(names, epochs):
+        dataset, features, described = data_and_features(name)
+        print(f"{name}: {dataset.n_users} users, {dataset.n_items} items, {len(dataset.train_users)} training "
+              f"interactions; features {described}", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            saved = features.save(folder / "features")
+            export_mmrec(dataset, folder / name, saved)
+            for model in args.models.split(","):
+                print(f"{model} on {name}, {n_epochs} epochs, interleaved", flush=True)
+                for row in compare(mm, model, name, dataset, features, folder, n_epochs):
+                    rows.append(row | {"features": described, "threads": 1, "embedding": EMBEDDING,
+                                       "date": time.strftime("%Y-%m-%d")})
+    table = pd.DataFrame(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(args.out) as tmp:
+        table.to_csv(tmp, index=False)
+    print(table.to_string(index=False))
+    print(markdown(table))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

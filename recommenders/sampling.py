@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from harness.errors import HarnessError
+
 
 def _known(train_keys: np.ndarray, n_items: int, users: np.ndarray, items: np.ndarray) -> np.ndarray:
     keys = users * n_items + items
@@ -11,13 +13,19 @@ def _known(train_keys: np.ndarray, n_items: int, users: np.ndarray, items: np.nd
     return train_keys[pos] == keys
 
 
-def sample_train_negatives(users: np.ndarray, dataset, rng: np.random.Generator) -> np.ndarray:
-    """One uniform item per entry of `users` that the user has no training interaction with."""
+def sample_train_negatives(users: np.ndarray, dataset, rng: np.random.Generator,
+                           pool: np.ndarray | None = None) -> np.ndarray:
+    """One item per entry of `users`, uniform over `pool` (sorted item indices; default every
+    item), that the user has no training interaction with."""
     n_items, keys = dataset.n_items, dataset.train_keys
-    neg = rng.integers(0, n_items, size=users.shape)
+
+    def draw(size):
+        return rng.integers(0, n_items, size=size) if pool is None else pool[rng.integers(0, len(pool), size=size)]
+
+    neg = draw(users.shape)
     bad = _known(keys, n_items, users, neg)
     while bad.any():
-        neg[bad] = rng.integers(0, n_items, size=int(bad.sum()))
+        neg[bad] = draw(int(bad.sum()))
         bad[bad] = _known(keys, n_items, users[bad], neg[bad])
     return neg
 
@@ -34,11 +42,19 @@ def pad_left(sequences: list[np.ndarray], max_len: int, pad: int) -> np.ndarray:
 
 
 def pairwise_batches(dataset, batch_size: int, rng: np.random.Generator):
+    """Shuffled training pairs, each with one negative drawn as MMRec's TrainDataLoader does:
+    uniform over the items seen in training (an item seen only in validation or test is never
+    a negative, so it is not pushed down before it can be a target)."""
+    pool = np.unique(dataset.train_items)
+    full = np.bincount(dataset.train_keys // dataset.n_items) >= len(pool)
+    if full.any():
+        raise HarnessError(f"user {int(np.flatnonzero(full)[0])} has every item seen in training in its training "
+                           "history: no negative can be drawn; drop such users from the data set.")
     order = rng.permutation(len(dataset.train_users))
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         users = dataset.train_users[idx]
-        neg = sample_train_negatives(users, dataset, rng)
+        neg = sample_train_negatives(users, dataset, rng, pool)
         yield {"users": torch.from_numpy(users), "pos": torch.from_numpy(dataset.train_items[idx]),
                "neg": torch.from_numpy(neg)}
 

@@ -125,6 +125,11 @@ class Trainer:
             total, count = total + loss.item(), count + 1
         return total / max(count, 1)
 
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        # fused: one kernel per step instead of several passes over every parameter (same update)
+        return torch.optim.Adam((p for p in self.model.parameters() if p.requires_grad), fused=True,
+                                lr=self.model.params["lr"], weight_decay=self.model.params["weight_decay"])
+
     def _state(self, optimizer, rng, epoch, best, result, seconds) -> dict:
         return {"model": self.model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                 "best": best, "result": result, "seconds": seconds, "numpy_rng": rng.bit_generator.state,
@@ -145,9 +150,7 @@ class Trainer:
         reset_peak_memory(self.device)  # the run's peak_memory_mb covers fit and evaluation
         if not any(p.requires_grad for p in self.model.parameters()):
             return result
-        # fused: one kernel per step instead of several passes over every parameter (same update)
-        optimizer = torch.optim.Adam((p for p in self.model.parameters() if p.requires_grad), fused=True,
-                                     lr=self.model.params["lr"], weight_decay=self.model.params["weight_decay"])
+        optimizer = self.make_optimizer()
         best = {"value": -np.inf, "epoch": 0, "state": None, "bad": 0}
         start = 1
         if self.checkpoint and self.checkpoint.exists():

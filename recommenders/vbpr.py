@@ -2,8 +2,8 @@
 BPR with one uniform negative + reg_weight * (‖u‖ + ‖i⁺‖ + ‖i⁻‖) / B (Frobenius norms of the batch).
 
 MMRec projects every item's features on every batch; the loss only needs the batch's items, so
-we project those (the same model and gradients, a fraction of the work), and the whole catalogue
-once per evaluation.
+we project those (the same model and gradients, a fraction of the work; gathered and multiplied
+in cache-sized chunks, see projection.py), and the whole catalogue once per evaluation.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recommenders.base import Recommender, score_candidates
+from recommenders.projection import project_rows
 
 
 class VBPR(Recommender):
@@ -34,9 +35,9 @@ class VBPR(Recommender):
 
     def item_vectors(self, items: torch.Tensor | None = None) -> torch.Tensor:
         """[ID ‖ projected features] for `items`, or for every item."""
-        if items is None:
-            return torch.cat([self.item_embedding, self.item_linear(self.features)], -1)
-        return torch.cat([self.item_embedding[items], self.item_linear(self.features[items])], -1)
+        embedding = self.item_embedding if items is None else self.item_embedding[items]
+        projected = project_rows(self.features, items, self.item_linear.weight) + self.item_linear.bias
+        return torch.cat([embedding, projected], -1)
 
     def calculate_loss(self, batch):
         users, pos, neg = batch["users"], batch["pos"], batch["neg"]

@@ -65,3 +65,20 @@ def test_full_ranking_masks_the_users_other_items_but_never_the_target():
     exclude = sp.csr_matrix(np.array([[0, 1, 1, 0, 1], [1, 0, 0, 0, 0]], dtype=np.float32))
     assert full_ranks(scores, targets, exclude).tolist() == [1, 0]
     assert full_ranks(scores, targets).tolist() == [3, 0]
+
+
+def test_full_ranks_follow_the_definition_on_ties_nan_and_masks():
+    """Against a literal count: other items, not masked, scoring >= the target or NaN."""
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, (40, 30)).astype(np.float32)  # many ties
+    scores[rng.random(scores.shape) < 0.05] = np.nan
+    targets = rng.integers(0, 30, 40)
+    mask = rng.random(scores.shape) < 0.2
+    mask[:5, :] = False
+    mask[np.arange(40), targets] |= rng.random(40) < 0.5  # the target masked on some rows: never excluded
+    expected = []
+    for row, target in enumerate(targets):
+        t = scores[row, target]
+        others = [j for j in range(30) if j != target and not mask[row, j]]
+        expected.append(29 if np.isnan(t) else sum(not scores[row, j] < t for j in others))
+    assert full_ranks(scores, targets, sp.csr_matrix(mask.astype(np.float32))).tolist() == expected
