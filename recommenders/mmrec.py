@@ -251,7 +251,8 @@ class TrainingData:
         if value_field is not None:
             raise HarnessError("MMRec asked for a weighted interaction matrix; the harness has none.")
         if form not in ("coo", "csr"):
-            raise NotImplementedError(f"sparse matrix format [{form}] has not been implemented.")
+            raise HarnessError(f"MMRec asked for a '{form}' interaction matrix; like MMRec's own data "
+                               "loader, the harness gives coo or csr only.")
         return self._matrix.tocoo() if form == "coo" else self._matrix.tocsr()
 
 

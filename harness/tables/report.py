@@ -46,11 +46,12 @@ def headline_gains(cells: pd.DataFrame) -> dict[str, tuple[float, float]]:
     and from the paper's values of the same cells."""
     from harness.significance import relative_gain
 
+    unit = ["model", "dataset", "group", "metric"]
+    baselines = cells[~cells["ours"]].groupby(unit)
+    best = baselines["value"].max(), baselines["paper_value"].max()
     out = {}
     for group, part in cells[cells["ours"]].groupby("group", sort=False):
-        base = cells[~cells["ours"]].groupby(["model", "dataset", "group", "metric"])
-        best = base["value"].max(), base["paper_value"].max()
-        index = pd.MultiIndex.from_frame(part[["model", "dataset", "group", "metric"]])
+        index = pd.MultiIndex.from_frame(part[unit])
         out[group] = (relative_gain(part["value"].to_numpy(), best[0].reindex(index).to_numpy()),
                       relative_gain(part["paper_value"].to_numpy(), best[1].reindex(index).to_numpy()))
     return out
