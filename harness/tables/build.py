@@ -96,8 +96,9 @@ def run_jobs(plan: Plan, jobs: list[Job], profile: str | None, executor: str = "
              store: ResultStore | None = None, log=None) -> tuple[dict[Job, str], dict[Job, str]]:
     """Run every job's grid; returns ({job: winner run key}, {job: why it failed}).
 
-    First each grid is prepared here, one after the other (data sets, feature sets and adapters are
-    built once and cached); then every unfinished point of every grid runs in one batch on the
+    First the inputs are built and cached: data sets, feature sets, adapters (with several workers
+    and data sets, one worker per data set side by side); each grid is then prepared here from the
+    caches, one after the other; then every unfinished point of every grid runs in one batch on the
     executor, so `workers` processes stay busy across cells. A job's line is printed as soon as
     its last point ends. A failing job does not stop the others; its traceback goes to `log`.
     """
