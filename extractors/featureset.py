@@ -18,6 +18,13 @@ FILES = ("image_feat.npy", "text_feat.npy", "meta.json")
 MODALITIES = ("both", "text", "image")
 
 
+def check_modalities(modalities: str) -> str:
+    """`modalities` if it names a view (both, text, image), else the one-line error."""
+    if modalities not in MODALITIES:
+        raise HarnessError(f"extractor.modalities={modalities} is not one of {', '.join(MODALITIES)}.")
+    return modalities
+
+
 @dataclass
 class FeatureSet:
     image: np.ndarray
@@ -37,10 +44,8 @@ class FeatureSet:
         """Only one modality's information (`text` or `image`; `both` is the set itself): the other
         becomes a constant column, so every model keeps its architecture but learns nothing from
         it (Figure 3's text-only and image-only inputs)."""
-        if modalities == "both":
+        if check_modalities(modalities) == "both":
             return self
-        if modalities not in MODALITIES:
-            raise HarnessError(f"extractor.modalities={modalities} is not one of {', '.join(MODALITIES)}.")
         constant = np.ones((self.image.shape[0], 1), dtype=np.float32)
         image, text = (constant, self.text) if modalities == "text" else (self.image, constant)
         return FeatureSet(image, text, self.meta | {"modalities": modalities}, self.path)

@@ -9,7 +9,6 @@ computes a shard does not change its numbers and the merged matrix equals a one-
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -132,24 +131,6 @@ def dtype_name(settings: dict) -> str:
     resolved for this machine: what cache keys record, so an fp32 CPU run and a bf16 GPU run
     never share a key or a resumed shard."""
     return str(resolve_dtype(settings["dtype"], resolve_device(settings.get("device", "auto")))).replace("torch.", "")
-
-
-@contextlib.contextmanager
-def cpu_threads(count: int):
-    """Run the block with `count` torch CPU threads (0: leave torch's choice), then restore it.
-
-    Tiny models gain nothing from intra-op threads, and on a shared CPU their spin-waiting
-    costs several times the work (measured 4-5x on the 2-core test machine).
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    if count:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def progress_bar(total: int, what: str, enabled: bool):

@@ -105,7 +105,8 @@ def load_or_extract(dataset, name: str, profile: str | None = None, overrides: d
     """
     import shutil
 
-    from extractors.shards import barrier, cpu_threads, process_ranks
+    from extractors.shards import barrier, process_ranks
+    from harness.threads import torch_threads
 
     extractor = make_extractor(name, dataset, profile, overrides)
     ranks = process_ranks()
@@ -119,7 +120,7 @@ def load_or_extract(dataset, name: str, profile: str | None = None, overrides: d
             return cached
     extractor.work_dir = raw_dir(extractor, dataset)
     began = time.perf_counter()
-    with cpu_threads(extractor.settings().get("cpu_threads", 0)):
+    with torch_threads(extractor.settings().get("cpu_threads", 0)):
         features = extractor.extract(dataset, progress=progress)
     seconds = time.perf_counter() - began
     path = feature_dir(extractor, dataset)

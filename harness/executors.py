@@ -32,21 +32,16 @@ class Job:
 def run_job(job: Job) -> str:
     """Worker entry point: one run in this process; returns its run key."""
     os.environ["HARNESS_ARTIFACTS"] = job.artifacts
-    import torch
-
     from extractors.featureset import FeatureSet
     from harness.data.dataset import Dataset
     from harness.runner import RunSpec, execute
     from harness.store import ResultStore
+    from harness.threads import torch_threads
 
     dataset = Dataset(job.dataset_path)
     features = FeatureSet.load(job.features, dataset) if isinstance(job.features, str) else job.features
-    caller_threads = torch.get_num_threads()  # run in-process, the caller keeps its own setting
-    torch.set_num_threads(job.threads)
-    try:
+    with torch_threads(job.threads):  # run in-process, the caller keeps its own setting
         return execute(RunSpec(**job.spec), ResultStore(job.results), dataset, features)["run_key"]
-    finally:
-        torch.set_num_threads(caller_threads)
 
 
 def job_threads(threads: int, workers: int, cores: int | None = None) -> int:
@@ -147,4 +142,4 @@ def run_jobs(jobs: list, executor: str = "local", workers: int = 1, on_done=None
         raise HarnessError(f"--workers must be at least 1, not {workers}.")
     if not jobs:
         return []
-    return (run_local if executor == "local" else run_ray)(jobs, workers, on_done, task or run_job)
+    return (run_local if executor == "local" else run_ray)(jobs, workers, on_done, task)

@@ -32,7 +32,7 @@ class RunSpec:
                 overrides: dict | None = None) -> "RunSpec":
         """Model YAML defaults < profile < overrides ("train.x" for the trainer, "extractor.x" for
         the extractor's settings, "x" or "model.x" for the model)."""
-        from extractors.featureset import MODALITIES
+        from extractors.featureset import check_modalities
         from recommenders import MODELS
         from recommenders.trainer import TrainConfig
 
@@ -48,9 +48,7 @@ class RunSpec:
         train = dataclasses.asdict(build(TrainConfig, train, "the trainer (train.*)"))
         if model_cfg.get("train", {}).get("max_epochs") == 0:
             train["max_epochs"] = 0  # nothing to train, whatever the profile says
-        modalities = groups["extractor"].get("modalities", "both")
-        if modalities not in MODALITIES:
-            raise HarnessError(f"extractor.modalities={modalities} is not one of {', '.join(MODALITIES)}.")
+        check_modalities(groups["extractor"].get("modalities", "both"))  # before anything runs
         return cls(model, dataset, extractor, prof["name"], params, train, groups["extractor"])
 
     @property
@@ -116,7 +114,7 @@ def execute(spec: RunSpec, store: ResultStore | None = None, dataset=None, featu
             force: bool = False) -> dict:
     """Train and evaluate one run with its `train.threads` torch threads; returns its summary
     (skips the work when already finished)."""
-    from recommenders.trainer import torch_threads
+    from harness.threads import torch_threads
 
     with torch_threads(spec.train.get("threads", 0)):
         return _execute(spec, store, dataset, features, force)

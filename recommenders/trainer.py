@@ -62,18 +62,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """torch uses `threads` CPU threads inside the block (0: leave the current setting)."""
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def reset_peak_memory(device: torch.device) -> None:
     """Start a new peak: CUDA's allocator statistics, or on Linux the process's RSS high-water
     mark (VmHWM; writing 5 to clear_refs resets it), so a run in a long process reports its own."""

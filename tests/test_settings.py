@@ -135,7 +135,7 @@ def test_workers_divide_the_cores():
 
 
 def test_threads_apply_inside_the_run_only():
-    from recommenders.trainer import torch_threads
+    from harness.threads import torch_threads
 
     before = torch.get_num_threads()
     with torch_threads(before + 1):

@@ -17,7 +17,7 @@ from extractors.sda.loss import AlignmentLoss
 from extractors.sda.model import load_adapter
 from extractors.sda.store import adapter_key, adapter_meta, ensure_adapter
 from extractors.sda.train import item_inputs, step_items
-from extractors.shards import cpu_threads
+from harness.threads import torch_threads
 
 MODULES = ("q_proj", "k_proj")
 PAPER = {("lora", "q_proj"): -0.0955, ("lora", "k_proj"): -0.0705,
@@ -62,7 +62,7 @@ def gradient_conflict(dataset, settings_by_adapter: dict[str, dict], batches: in
         text_chats, image_chat = qwenvl.item_chats(processor, dataset, s)
         chats = {"text": text_chats, "image": image_chat}
         cosines = []
-        with cpu_threads(s["cpu_threads"]):
+        with torch_threads(s["cpu_threads"]):
             for batch in range(batches):
                 items = step_items(dataset.n_items, s["batch_items"], s["seed"], batch)
                 inputs = item_inputs(processor, dataset, chats, items, device, dtype)

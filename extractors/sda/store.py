@@ -52,11 +52,11 @@ def adapter_meta(path: Path) -> dict:
 
 def ensure_adapter(dataset, settings: dict, progress: bool = True) -> Path:
     """The adapter for `settings` on `dataset`, trained first (or resumed) when not yet finished."""
-    from extractors.shards import cpu_threads
+    from harness.threads import torch_threads
 
     path = adapter_dir(dataset, settings)
     if not (path / "sda.json").exists():
-        with cpu_threads(settings["cpu_threads"]):
+        with torch_threads(settings["cpu_threads"]):
             train.train_adapter(dataset, settings, path, progress,
                                 meta={"key": adapter_key(dataset, settings),
                                       "adapter_settings": adapter_settings(settings)})
