@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 KS = (5, 10, 20)
 GROUPS = ("overall", "tail")
@@ -34,18 +35,73 @@ def full_ranks(scores, targets, exclude=None) -> np.ndarray:
 
     `exclude` is a scipy CSR (users, items) of items to leave out of the ranking (the user's
     other interactions); the target itself is never excluded.
-
-    One pass over the scores: an item beats the target unless it scores strictly lower (so ties
-    and NaN count against the target); the excluded items, a few per row, are then taken back
-    by looking at their scores only, and so is the target itself.
     """
     scores = _as_tensor(scores).float()
     targets = _as_tensor(targets).long().to(scores.device)
+    return _block_ranks(scores, targets, exclude).cpu().numpy()
+
+
+# Floats of one block of scores in ranks_from_vectors: a few MB, so a block stays in cache
+# between the multiply that writes it and the comparisons that read it.
+BLOCK_FLOATS = 2**21
+SAMPLED_ROWS = 1024  # users per step when only candidates are scored
+
+
+def score_candidates(users: torch.Tensor, items: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Dot products of user vectors (B, H) with their rows' candidates (B, C) among item
+    vectors (n, H): (B, C) scores without scoring the whole catalogue."""
+    return torch.bmm(F.embedding(candidates, items), users[:, :, None]).squeeze(-1)
+
+
+def ranks_from_vectors(users: torch.Tensor, items: torch.Tensor, targets=(), candidates=(),
+                       exclude=None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Ranks when the scores are `users @ items.T`: the full-catalogue rank of each array of
+    `targets` (one item per user, e.g. the validation and the test item; `exclude` as in
+    `full_ranks`), and the sampled rank of each array of `candidates` (target first). The same
+    ranks as `full_ranks` and `sampled_ranks` on that matrix.
+
+    With targets, blocks of rows are scored into one reused buffer, and every target and
+    candidate set of a row is ranked from its block: a fresh (1024, n_items) matrix per batch
+    costs more in page faults than the multiply itself (on a GPU the users are one block).
+    Candidates alone are scored by gathering their vectors, which costs less than the catalogue.
+    """
+    device, users, items = users.device, users.float(), items.float()
+    targets = [_as_tensor(t).long().to(device) for t in targets]
+    candidates = [_as_tensor(c).long().to(device) for c in candidates]
+    full = [np.empty(len(users), dtype=np.int64) for _ in targets]
+    sampled = [np.empty(len(users), dtype=np.int64) for _ in candidates]
+    if not targets:
+        for start in range(0, len(users), SAMPLED_ROWS):
+            part = slice(start, start + SAMPLED_ROWS)
+            for ranks, chosen in zip(sampled, candidates):
+                ranks[part] = sampled_ranks(score_candidates(users[part], items, chosen[part]))
+        return full, sampled
+    rows = len(users) if users.is_cuda else max(16, BLOCK_FLOATS // max(len(items), 1))
+    items_t = items.T.contiguous()  # (H, n_items): the faster layout for the multiply
+    buffer = torch.empty(min(rows, len(users)), len(items), device=device)
+    beaten = torch.empty(buffer.shape, dtype=torch.bool, device=device)
+    for start in range(0, len(users), rows):
+        part = slice(start, min(start + rows, len(users)))
+        block = torch.matmul(users[part], items_t, out=buffer[: part.stop - start])
+        for ranks, chosen in zip(sampled, candidates):
+            ranks[part] = sampled_ranks(block.gather(1, chosen[part]))
+        masked = None if exclude is None else exclude[part]
+        for ranks, target in zip(full, targets):
+            ranks[part] = _block_ranks(block, target[part], masked, beaten[: part.stop - start]).cpu().numpy()
+    return full, sampled
+
+
+def _block_ranks(scores: torch.Tensor, targets: torch.Tensor, exclude=None,
+                 lower: torch.Tensor | None = None) -> torch.Tensor:
+    """One pass over the scores: an item beats the target unless it scores strictly lower (so
+    ties and NaN count against the target); the excluded items, a few per row, are then taken
+    back by looking at their scores only, and so is the target itself. `lower`: an optional
+    boolean buffer of the scores' shape."""
     rows = torch.arange(len(targets), device=scores.device)
     target_scores = scores[rows, targets]
-    # int32 sum: summing booleans into int64 spent more time widening than comparing
-    lower = (scores < target_scores[:, None]).sum(1, dtype=torch.int32).long()
-    ranks = scores.shape[1] - 1 - lower  # - 1: the target itself
+    lower = torch.lt(scores, target_scores[:, None], out=lower)
+    # summed as bytes into int32: widening booleans to int64 cost more than comparing
+    ranks = scores.shape[1] - 1 - lower.view(torch.uint8).sum(1, dtype=torch.int32).long()  # - 1: the target
     if exclude is not None:
         coo = exclude.tocoo()
         r = torch.as_tensor(coo.row, dtype=torch.long, device=scores.device)
@@ -53,7 +109,7 @@ def full_ranks(scores, targets, exclude=None) -> np.ndarray:
         counted = ~(scores[r, c] < target_scores[r]) & (c != targets[r])
         ranks -= torch.zeros_like(ranks).index_add_(0, r, counted.long())
     ranks[torch.isnan(target_scores)] = scores.shape[1] - 1
-    return ranks.cpu().numpy()
+    return ranks
 
 
 def metrics_from_ranks(ranks: np.ndarray, ks=KS) -> dict[str, np.ndarray]:

@@ -27,16 +27,11 @@ from torch import nn
 
 from harness.config import build_settings
 from harness.errors import HarnessError
+from harness.evaluate import score_candidates
 from recommenders.item_encoders import make_item_encoder, small_embedding
 from recommenders.layers import TransformerEncoder, length_groups
 
 COMMON_DEFAULTS = {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 2048}
-
-
-def score_candidates(users: torch.Tensor, items: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-    """Dot products of user vectors (B, H) with their rows' candidates (B, C) among item
-    vectors (n, H): (B, C) scores without scoring the whole catalogue."""
-    return torch.bmm(items[candidates], users[:, :, None]).squeeze(-1)
 
 
 class Recommender(nn.Module, abc.ABC):
@@ -82,11 +77,36 @@ class Recommender(nn.Module, abc.ABC):
         """Scores (B, C) for each row's candidates; models with a cheaper path override it."""
         return self.full_sort_predict(batch).gather(1, batch["candidates"])
 
+    def score_factors(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(user vectors (B, H), item vectors (n_items, H)) whose dot products are the scores,
+        for models that score that way (None otherwise): the evaluator then ranks the whole
+        catalogue block by block instead of holding every score of the batch."""
+        return None
+
     def on_epoch_start(self, epoch: int) -> None:
         """Hook for models that refresh state per epoch."""
 
     def on_eval_start(self) -> None:
         """Fill `self.cache` with what every evaluation batch reuses (called under no_grad)."""
+
+
+class DotProductRecommender(Recommender):
+    """A model whose score is a user vector dotted with an item vector: subclasses fill
+    `self.cache["items"]` in `on_eval_start` (rows past n_items, e.g. padding, are never scored)
+    and define `user_vectors(batch)`; scoring is shared here."""
+
+    @abc.abstractmethod
+    def user_vectors(self, batch: dict) -> torch.Tensor:
+        """(B, H) vectors of the batch's users (evaluation, after `on_eval_start`)."""
+
+    def score_factors(self, batch):
+        return self.user_vectors(batch), self.cache["items"][: self.n_items]
+
+    def full_sort_predict(self, batch):
+        return self.user_vectors(batch) @ self.cache["items"][: self.n_items].T
+
+    def predict(self, batch):
+        return score_candidates(self.user_vectors(batch), self.cache["items"], batch["candidates"])
 
 
 SEQUENTIAL_DEFAULTS = {"hidden": 128, "n_blocks": 2, "n_heads": 1, "dropout": 0.5, "max_len": 200,
@@ -95,7 +115,7 @@ SEQUENTIAL_DEFAULTS = {"hidden": 128, "n_blocks": 2, "n_heads": 1, "dropout": 0.
                        "alpha": 0.1, "teacher_epochs": 200}
 
 
-class SequentialRecommender(Recommender):
+class SequentialRecommender(DotProductRecommender):
     """Shared by SASRec and BERT4Rec: item vectors (IDs, or features through RAT), right-aligned
     position embeddings, a Transformer encoder, the RAT alignment loss and the scoring paths.
 
@@ -151,10 +171,5 @@ class SequentialRecommender(Recommender):
     def on_eval_start(self):
         self.cache["items"] = self.item_encoder()
 
-    def full_sort_predict(self, batch):
-        table = self.cache["items"]
-        return self.user_state(batch["history"], table) @ table[: self.n_items].T
-
-    def predict(self, batch):
-        table = self.cache["items"]
-        return score_candidates(self.user_state(batch["history"], table), table, batch["candidates"])
+    def user_vectors(self, batch):
+        return self.user_state(batch["history"], self.cache["items"])

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recommenders.base import Recommender, score_candidates
+from recommenders.base import DotProductRecommender
 from recommenders.projection import project_rows
 
 
@@ -79,7 +79,7 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temp: float) -> torch.Tensor:
     return F.cross_entropy(a @ b.T / temp, torch.arange(len(a), device=a.device))
 
 
-class SLMRec(Recommender):
+class SLMRec(DotProductRecommender):
     name = "slmrec"
     uses_features = True
     defaults = {"embedding_size": 128, "n_layers": 3, "temp": 0.2, "ssl_temp": 0.2, "ssl_alpha": 0.1,
@@ -167,8 +167,5 @@ class SLMRec(Recommender):
         self.cache["users"] = self.user_fusion(user_views)
         self.cache["items"] = self.item_fusion(item_views)
 
-    def full_sort_predict(self, batch):
-        return self.cache["users"][batch["users"]] @ self.cache["items"].T
-
-    def predict(self, batch):
-        return score_candidates(self.cache["users"][batch["users"]], self.cache["items"], batch["candidates"])
+    def user_vectors(self, batch):
+        return self.cache["users"][batch["users"]]

@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from harness.config import at_least, device_rule
-from harness.evaluate import Evaluation, full_ranks, sampled_ranks
+from harness.evaluate import Evaluation, full_ranks, ranks_from_vectors, sampled_ranks
 from harness.fileio import atomic_path
 from recommenders.sampling import eval_batches, pairwise_batches, sequence_batches
 
@@ -177,27 +177,54 @@ class Trainer:
         return result
 
     # -- evaluation -----------------------------------------------------------------------
-    @torch.no_grad()
     def evaluate(self, split: str, protocol: str) -> Evaluation:
         """`protocol`: sampled (target + fixed negatives) or full (whole catalogue, history masked)."""
-        self.model.eval()
-        self.model.on_eval_start()
-        sampled = protocol == "sampled"
-        ranks = np.empty(self.dataset.n_users, dtype=np.int64)
-        exclude = None if sampled else self.dataset.interaction_matrix
-        for batch in eval_batches(self.dataset, split, self.config.eval_batch_size, self.max_len, sampled):
-            users = batch["users"].numpy()
-            batch = {k: v.to(self.device) for k, v in batch.items()}
-            if sampled:
-                ranks[users] = sampled_ranks(self.model.predict(batch))
-            else:
-                scores = self.model.full_sort_predict(batch)
-                ranks[users] = full_ranks(scores, self.dataset.targets[split][users], exclude[users])
-        return Evaluation.from_ranks(ranks, self.dataset.tail_users(split))
+        return self.evaluate_many([(split, protocol)])[(split, protocol)]
 
     def evaluate_all(self) -> dict[tuple[str, str], Evaluation]:
         protocols = ("sampled", "full") if self.config.full_ranking else ("sampled",)
-        return {(s, p): self.evaluate(s, p) for s in ("valid", "test") for p in protocols}
+        return self.evaluate_many([(s, p) for s in ("valid", "test") for p in protocols])
+
+    @torch.no_grad()
+    def evaluate_many(self, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], Evaluation]:
+        """Several (split, protocol) evaluations from one scoring pass: a model that scores users
+        without their history scores each user once for every split and protocol; a sequence
+        model once per split (its input, the history, differs)."""
+        self.model.eval()
+        self.model.on_eval_start()
+        data = self.dataset
+        ranks = {w: np.empty(data.n_users, dtype=np.int64) for w in wanted}
+        candidates = {s: data.candidates(s) for s, p in wanted if p == "sampled"}
+        splits = list(dict.fromkeys(s for s, _ in wanted))
+        for group in [[w for w in wanted if w[0] == s] for s in splits] if self.max_len else [wanted]:
+            sampled = [s for s, p in group if p == "sampled"]
+            full = [s for s, p in group if p == "full"]
+            order, vectors = [], []
+            for batch in eval_batches(data, group[0][0], self.config.eval_batch_size, self.max_len, False):
+                users = batch["users"].numpy()
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                factors = self.model.score_factors(batch)
+                if factors is not None:  # ranked below, every user at once
+                    order.append(users)
+                    vectors.append(factors[0])
+                    items = factors[1]
+                    continue
+                scores = self.model.full_sort_predict(batch)
+                for split in sampled:
+                    chosen = torch.from_numpy(candidates[split][users]).to(self.device)
+                    ranks[(split, "sampled")][users] = sampled_ranks(scores.gather(1, chosen))
+                for split in full:
+                    ranks[(split, "full")][users] = full_ranks(scores, data.targets[split][users],
+                                                               data.interaction_matrix[users])
+            if vectors:
+                users = np.concatenate(order)
+                found_full, found_sampled = ranks_from_vectors(
+                    torch.cat(vectors), items, [data.targets[s][users] for s in full],
+                    [candidates[s][users] for s in sampled], data.interaction_matrix[users] if full else None)
+                for protocol, splits_found in (("full", zip(full, found_full)), ("sampled", zip(sampled, found_sampled))):
+                    for split, found in splits_found:
+                        ranks[(split, protocol)][users] = found
+        return {w: Evaluation.from_ranks(ranks[w], data.tail_users(w[0])) for w in wanted}
 
 
 def _metric_parts(name: str) -> tuple[str, int]:

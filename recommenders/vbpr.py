@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recommenders.base import Recommender, score_candidates
+from recommenders.base import DotProductRecommender
 from recommenders.projection import project_rows
 
 
-class VBPR(Recommender):
+class VBPR(DotProductRecommender):
     name = "vbpr"
     uses_features = True
     defaults = {"embedding_size": 128, "reg_weight": 0.1}
@@ -53,8 +53,5 @@ class VBPR(Recommender):
     def on_eval_start(self):
         self.cache["items"] = self.item_vectors()
 
-    def full_sort_predict(self, batch):
-        return self.user_embedding[batch["users"]] @ self.cache["items"].T
-
-    def predict(self, batch):
-        return score_candidates(self.user_embedding[batch["users"]], self.cache["items"], batch["candidates"])
+    def user_vectors(self, batch):
+        return self.user_embedding[batch["users"]]

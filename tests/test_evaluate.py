@@ -82,3 +82,32 @@ def test_full_ranks_follow_the_definition_on_ties_nan_and_masks():
         others = [j for j in range(30) if j != target and not mask[row, j]]
         expected.append(29 if np.isnan(t) else sum(not scores[row, j] < t for j in others))
     assert full_ranks(scores, targets, sp.csr_matrix(mask.astype(np.float32))).tolist() == expected
+
+
+def test_ranks_from_vectors_equal_ranks_of_their_score_matrix_block_by_block(monkeypatch):
+    """Small integer vectors: exact dot products with many ties; blocks of 16 rows over 45 users;
+    sampled ranks taken from the blocks (with targets) and from gathered candidates (without)."""
+    import torch
+
+    import harness.evaluate as evaluate_module
+
+    rng = np.random.default_rng(1)
+    users = torch.from_numpy(rng.integers(-2, 3, (45, 4)).astype(np.float32))
+    items = torch.from_numpy(rng.integers(-2, 3, (30, 4)).astype(np.float32))
+    items[7] = float("nan")  # a NaN item beats every target; a NaN target ranks last
+    targets = [rng.integers(0, 30, 45), rng.integers(0, 30, 45)]
+    targets[0][:3] = 7
+    exclude = sp.csr_matrix((rng.random((45, 30)) < 0.2).astype(np.float32))
+    candidates = [np.concatenate([t[:, None], rng.integers(0, 30, (45, 5))], axis=1) for t in targets]
+    monkeypatch.setattr(evaluate_module, "BLOCK_FLOATS", 16 * 30)  # three blocks: 16, 16, 13 rows
+    monkeypatch.setattr(evaluate_module, "SAMPLED_ROWS", 16)
+    scores = (users @ items.T).numpy()
+    for wanted in (targets, []):
+        found, sampled = evaluate_module.ranks_from_vectors(users, items, wanted, candidates, exclude)
+        assert len(found) == len(wanted) and len(sampled) == 2
+        for ranks, target in zip(found, wanted):
+            assert ranks.tolist() == full_ranks(scores, target, exclude).tolist()
+        for ranks, chosen in zip(sampled, candidates):
+            assert ranks.tolist() == sampled_ranks(np.take_along_axis(scores, chosen, 1)).tolist()
+        assert (sampled[0][:3] == 5).all()  # NaN target: last of its 6 candidates
+    assert evaluate_module.ranks_from_vectors(users, items, targets)[0][0][:3].tolist() == [29] * 3

@@ -58,3 +58,44 @@ def test_killed_run_resumes_to_the_same_metrics(tmp_path, mini_beauty, features,
 
     resumed = make_trainer(mini_beauty, features, checkpoint, seed=7)
     assert outcome(resumed) == uninterrupted
+
+
+class CountingScores:
+    """Counts a model's scoring calls; `factors=False` hides its user and item vectors, so the
+    evaluator takes the path of models that only give a score matrix (MMRec's, RecBole's)."""
+
+    def __init__(self, model, factors: bool):
+        self.model, self.factors, self.calls = model, factors, 0
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def score_factors(self, batch):
+        self.calls += self.factors
+        return self.model.score_factors(batch) if self.factors else None
+
+    def full_sort_predict(self, batch):
+        self.calls += 1
+        return self.model.full_sort_predict(batch)
+
+
+@pytest.mark.parametrize("name", ["vbpr", "sasrec"])
+def test_one_scoring_pass_serves_every_split_and_protocol_and_both_paths_agree(name, mini_beauty, features):
+    """A user-only model scores each batch once for valid and test, sampled and full; a sequence
+    model once per split. The block-by-block path gives the ranks of the score-matrix path."""
+    seed_everything(0)
+    params = {"embedding_size": 16} if name == "vbpr" else {"hidden": 16, "max_len": 20}
+    model = MODELS.get(name)(mini_beauty, features if name == "vbpr" else None, **params)
+    config = TrainConfig(progress=False, eval_batch_size=500)
+    results = {}
+    for factors in (True, False):
+        trainer = Trainer(model, mini_beauty, config)
+        trainer.model = counting = CountingScores(model, factors)
+        results[factors] = trainer.evaluate_all()
+        batches = -(-mini_beauty.n_users // 500)
+        assert counting.calls == batches * (2 if name == "sasrec" else 1)
+    assert set(results[True]) == {(s, p) for s in ("valid", "test") for p in ("sampled", "full")}
+    for key, evaluation in results[True].items():
+        ranks, other = evaluation.per_user["rank"], results[False][key].per_user["rank"]
+        assert ranks.tolist() == other.tolist(), key
+        assert ranks.nunique() > 10, key  # a real ranking, not a constant
