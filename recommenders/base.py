@@ -86,6 +86,10 @@ class Recommender(nn.Module, abc.ABC):
     def on_epoch_start(self, epoch: int) -> None:
         """Hook for models that refresh state per epoch."""
 
+    def lr_factor(self, epoch: int) -> float:
+        """The learning rate of (1-based) `epoch` is `lr` times this (a schedule; constant here)."""
+        return 1.0
+
     def on_eval_start(self) -> None:
         """Fill `self.cache` with what every evaluation batch reuses (called under no_grad)."""
 

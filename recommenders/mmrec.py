@@ -9,10 +9,11 @@ negatives; (2, B) for models that set `use_neg_sampling: False`); `full_sort_pre
 `[users]`; candidate scores are gathered from the full scores. MMRec's `pre_epoch_processing`
 runs at the start of every epoch.
 
-Where the harness protocol differs from MMRec's own loop: selection on the harness's sampled
-validation NDCG@10 rather than MMRec's full-ranking Recall@20, and no
-`learning_rate_scheduler` (a constant learning rate; upstream it is 1.0 per 50 epochs, i.e.
-constant, except LATTICE, MGCN, PGL and SMORE: 0.96 per 50 epochs).
+MMRec's `learning_rate_scheduler` [f, n] is followed: epoch e (from 0) trains at
+lr * f ** (e / n), as its LambdaLR stepped after every epoch gives (constant by default; 0.96
+per 50 epochs for LATTICE, MGCN, PGL and SMORE). Where the harness protocol differs from
+MMRec's own loop: selection on the harness's sampled validation NDCG@10 rather than MMRec's
+full-ranking Recall@20.
 
 MMRec is not on PyPI (and is GPL-3.0): it is used from a checkout, never copied. The
 checkout is `$HARNESS_MMREC` (the folder holding src/), else ../shared/peers/MMRec next to
@@ -229,6 +230,10 @@ class MMRecModel(Recommender):
     def on_epoch_start(self, epoch):
         self.net.pre_epoch_processing()
 
+    def lr_factor(self, epoch):
+        factor, every = self.params["learning_rate_scheduler"]
+        return float(factor) ** ((epoch - 1) / float(every))
+
     def calculate_loss(self, batch):
         rows = [batch["users"], batch["pos"]] + ([batch["neg"]] if self.uses_negatives else [])
         loss = self.net.calculate_loss(torch.stack(rows))
@@ -273,7 +278,7 @@ def _model_class(src: Path, name: str) -> type[MMRecModel]:
     # MMRec's settings the harness trainer reads, then the model's own; a hyper-parameter list
     # defaults to its first value and is the model's grid axis.
     defaults = {"lr": base["learning_rate"], "weight_decay": float(base["weight_decay"] or 0.0),
-                "batch_size": base["train_batch_size"]}
+                "batch_size": base["train_batch_size"], "learning_rate_scheduler": base["learning_rate_scheduler"]}
     for key, value in own.items():
         if key in ("hyper_parameters", "is_multimodal_model", "use_neg_sampling", "req_training", "epochs"):
             continue

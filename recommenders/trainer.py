@@ -101,6 +101,8 @@ class Trainer:
     def _train_epoch(self, optimizer, rng, epoch: int) -> float:
         self.model.train()
         self.model.on_epoch_start(epoch)
+        for group in optimizer.param_groups:  # from the epoch alone, so a resumed run needs no state
+            group["lr"] = self.model.params["lr"] * self.model.lr_factor(epoch)
         total, count = 0.0, 0
         batches = tqdm(self._batches(rng), desc=f"epoch {epoch}", leave=False,
                        disable=not self.config.progress, unit="batch")

@@ -95,11 +95,31 @@ def test_mmrec_settings_and_grid_come_from_its_yaml():
     assert axes == {"reg_weight": [2.0, 1.0, 0.1, 0.01, 0.001, 0.0001, 1e-05]}
     spec = RunSpec.resolve("mmrec:VBPR", "toys", "base", "mini", {})
     assert spec.params == {"lr": 0.001, "weight_decay": 0.0, "batch_size": 2048, "embedding_size": 64,
-                           "reg_weight": 2.0}
+                           "reg_weight": 2.0, "learning_rate_scheduler": [1.0, 50]}
     # the mini profile caps MMRec's 1000 epochs like any model
     assert spec.train["max_epochs"] == load_profile("mini")["train"]["max_epochs"] < 1000
     # SLMRec's YAML grids learning_rate: the harness's lr axis
     assert grid_axes("mmrec:SLMRec", "base", {})[0]["lr"] == [0.0001, 0.001, 0.01, 0.1]
+
+
+def test_mmrec_learning_rate_schedule_is_followed_epoch_by_epoch(toys, toys_features, monkeypatch):
+    """MMRec's LambdaLR, stepped after each epoch: epoch e (from 0) trains at lr * f ** (e / n).
+    With [0.5, 2] and lr 0.08: 0.08, 0.08 * 2 ** -0.5, 0.04."""
+    seen = []
+    step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    spec = RunSpec.resolve("mmrec:VBPR", "toys", "base", "mini",
+                           {**FAST, "train.max_epochs": 3, "lr": 0.08, "batch_size": 8192,
+                            "learning_rate_scheduler": [0.5, 2]})
+    execute(spec, store=None, dataset=toys, features=toys_features)
+    per_epoch = -(-len(toys.train_items) // 8192)
+    expected = [0.08] * per_epoch + [0.08 / 2 ** 0.5] * per_epoch + [0.04] * per_epoch
+    assert seen == pytest.approx(expected, rel=1e-12)
 
 
 def test_mmrec_and_native_vbpr_compare_on_the_same_users_and_candidates(toys, toys_features, store, capsys,

@@ -82,3 +82,13 @@ def test_chat_template_gives_one_user_turn_with_generation_prompt(tiny_qwen_fold
 def test_plain_text_for_minilm_and_clip():
     item = {"title": "Puzzle", "brand": "", "categories": '[["Toys", "Puzzles"]]', "description": "Fun."}
     assert prompts.plain_text(item) == "Puzzle. Toys, Puzzles. Fun."
+
+
+def test_bundled_toys_prompt_holds_its_meta_fields_and_not_other_data_sets_ids(toys):
+    """items.tsv of Toys carries TransRec's item id beside the Amazon fields; the prompt reads
+    asin, title and categories only (first item: B001RNFQNK, TransRec id 11020)."""
+    first = toys.items["meta"].iloc[0]
+    assert list(first) == ["asin", "title", "categories"]
+    assert prompts.text_prompt(first, "toys") == (
+        "The toys item has the following attributes: \n asin is B001RNFQNK; "
+        "title is Hasbro Electronic Catch Phrase; categories is Toys & Games, Games, Handheld Games")

@@ -18,7 +18,8 @@ from harness.fileio import atomic_dir, files_sha256, write_json
 CONTENT_FILES = ("items.csv", "users.csv", "interactions.csv",
                  "negatives_valid.npy", "negatives_test.npy")
 ITEM_COLUMNS = ("title", "brand", "categories", "price", "description", "image")
-FORMAT_VERSION = 1
+# 2: identifier columns of a sequences source (Toys' transrec_item_id) are no longer item meta
+FORMAT_VERSION = 2
 
 
 def tail_items(popularity: np.ndarray, threshold: int) -> np.ndarray:

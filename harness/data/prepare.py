@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.config import artifacts_dir
-from harness.data.build import build_dataset
+from harness.data.build import FORMAT_VERSION, build_dataset
 from harness.data.dataset import Dataset
 from harness.data.recipes import apply_recipe
 from harness.data.sequences import read_sequences_source
@@ -69,7 +69,8 @@ def _read_source(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, dict, s
 
 def dataset_dir(spec: DatasetSpec) -> Path:
     # The domain is in meta.json (the prompts read it), so a new domain is a new directory.
-    key = stable_key({"settings": spec.recipe_settings() | {"min_count": spec.min_count},
+    # The format version too: a harness that builds data sets differently builds a new directory.
+    key = stable_key({"format": FORMAT_VERSION, "settings": spec.recipe_settings() | {"min_count": spec.min_count},
                       "domain": spec.domain,
                       "inputs": [spec.path, spec.reviews, spec.ratings, spec.meta]}, 10)
     return artifacts_dir() / "datasets" / f"{spec.name}-{key}"

@@ -38,6 +38,8 @@ def read_sequences_source(folder: Path) -> tuple[list[str], list[list[str]], pd.
         if unknown:
             raise HarnessError(f"{seq_path}:{first_line[user]}: item '{unknown[0]}' has no row in {items_path}; "
                                "add it there or remove it from the sequence.")
+    # Other data sets' ids (Toys' transrec_item_id) are not item text: the prompts must not read them.
+    items = items.drop(columns=[c for c in items.columns if c.endswith("_id") and c != "item_id"])
     # image_url (the Sports file) is the 2014 meta's imUrl: the item table's `image` column.
     items = items.rename(columns={"item_id": "raw_id", "image_url": "image"})
     if "title" in items.columns:
