@@ -5,8 +5,11 @@ embedding 64 (MMRec's default) on both sides, one torch thread, runs interleaved
 (ours, theirs, theirs, ours, ...). Measured per side:
 - training seconds per epoch: a full epoch of the side's own batches (ours: the harness sampler;
   theirs: MMRec's TrainDataLoader) through calculate_loss, backward and the optimiser step;
-- one full-ranking evaluation pass over the test users (ours: Trainer.evaluate; theirs:
-  MMRec's Trainer.evaluate, full_sort_predict + top-k + its metrics);
+- evaluation, two ways: one full-ranking pass over the test users (ours: Trainer.evaluate;
+  theirs: MMRec's Trainer.evaluate, full_sort_predict + top-k + its metrics), and the
+  full-ranking results of validation and test, as MMRec's fit computes them at every
+  evaluation step (theirs: Trainer.evaluate on the validation, then the test loader; ours:
+  Trainer.evaluate_many, one scoring pass for both);
 - accuracy after the same number of epochs, both scored by the harness's evaluator (test,
   sampled on the fixed 100 negatives and full ranking, HR@10 / NDCG@10).
 
@@ -97,8 +100,9 @@ class Theirs:
         for part in (train, valid, test):
             str(part)  # quick_start logs each part; RecDataset.__str__ sets the inter_num its loaders read
         self.train_data = mm["TrainDataLoader"](config, train, batch_size=config["train_batch_size"], shuffle=True)
-        self.test_data = mm["EvalDataLoader"](config, test, additional_dataset=train,
-                                              batch_size=config["eval_batch_size"])
+        self.valid_data, self.test_data = (
+            mm["EvalDataLoader"](config, part, additional_dataset=train, batch_size=config["eval_batch_size"])
+            for part in (valid, test))
         mm["init_seed"](SEED)
         self.train_data.pretrain_setup()
         self.model = mm["get_model"](model)(config, self.train_data)
@@ -108,8 +112,12 @@ class Theirs:
         self.trainer._train_epoch(self.train_data, epoch)
         self.trainer.lr_scheduler.step()  # as MMRec's fit does after each epoch
 
-    def eval_pass(self) -> None:
-        self.trainer.evaluate(self.test_data)
+    def eval_test(self) -> None:
+        self.trainer.evaluate(self.test_data, is_test=True)
+
+    def eval_valid_test(self) -> None:  # what MMRec's fit runs at every evaluation step
+        self.trainer.evaluate(self.valid_data)
+        self.trainer.evaluate(self.test_data, is_test=True)
 
     @torch.no_grad()
     def scores(self, users: torch.Tensor) -> torch.Tensor:
@@ -129,8 +137,11 @@ class Ours:
     def train_epoch(self, epoch: int) -> None:
         self.trainer._train_epoch(self.optimizer, self.rng, epoch)
 
-    def eval_pass(self) -> None:
+    def eval_test(self) -> None:
         self.trainer.evaluate("test", "full")
+
+    def eval_valid_test(self) -> None:
+        self.trainer.evaluate_many([("valid", "full"), ("test", "full")])
 
     @torch.no_grad()
     def scores(self, users: torch.Tensor) -> torch.Tensor:
@@ -181,7 +192,7 @@ def compare(mm, model: str, name: str, dataset, features, folder: Path, epochs: 
     began = time.perf_counter()
     sides = {"ours": Ours(model, dataset, features), "mmrec": Theirs(mm, model, folder, name)}
     print(f"  built both in {time.perf_counter() - began:.0f} s", flush=True)
-    times = {side: {"train": [], "eval": []} for side in sides}
+    times = {side: {"train": [], "test_pass": [], "valid_test": []} for side in sides}
     order = ("ours", "mmrec")
     for epoch in range(epochs):
         for side in order:
@@ -189,11 +200,12 @@ def compare(mm, model: str, name: str, dataset, features, folder: Path, epochs: 
         print(f"  epoch {epoch + 1}: " + ", ".join(f"{s} {times[s]['train'][-1][0]:.1f} s" for s in order), flush=True)
         order = order[::-1]  # ours, theirs, theirs, ours, ...
     for side in ("ours", "mmrec", "mmrec", "ours"):
-        times[side]["eval"].append(timed(sides[side].eval_pass))
+        times[side]["test_pass"].append(timed(sides[side].eval_test))
+        times[side]["valid_test"].append(timed(sides[side].eval_valid_test))
     rows = []
     for side, obj in sides.items():
         row = {"model": model, "dataset": name, "side": side, "epochs": epochs}
-        for what in ("train", "eval"):
+        for what in ("train", "test_pass", "valid_test"):
             wall, cpu = np.array(times[side][what]).T
             row |= {f"{what}_wall_s": float(np.median(wall)), f"{what}_cpu_s": float(np.median(cpu))}
         row |= accuracy(obj, dataset)
@@ -205,13 +217,14 @@ def compare(mm, model: str, name: str, dataset, features, folder: Path, epochs: 
 def markdown(table: pd.DataFrame) -> str:
     """The docs table: per (model, data set) both sides' CPU and wall seconds, ratios of CPU time
     (the steadier measure on a shared machine), and accuracy at equal epochs."""
-    lines = ["| model | data | epochs | train s/epoch, ours / MMRec: CPU (wall) | speed-up | eval pass, ours / MMRec: "
-             "CPU (wall) | speed-up | test HR@10 sampled, ours / MMRec | full HR@10 | full NDCG@10 |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | data | epochs | train s/epoch, ours / MMRec: CPU (wall) | speed-up | test pass, ours / MMRec: "
+             "CPU (wall) | speed-up | valid + test, ours / MMRec: CPU (wall) | speed-up "
+             "| test HR@10 sampled, ours / MMRec | full HR@10 | full NDCG@10 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (model, data), pair in table.groupby(["model", "dataset"], sort=False):
         ours, theirs = (pair[pair["side"] == side].iloc[0] for side in ("ours", "mmrec"))
         cells = [model, data, str(ours["epochs"])]
-        for what in ("train", "eval"):
+        for what in ("train", "test_pass", "valid_test"):
             cells += [f"{ours[what + '_cpu_s']:.2f} ({ours[what + '_wall_s']:.1f}) / "
                       f"{theirs[what + '_cpu_s']:.2f} ({theirs[what + '_wall_s']:.1f})",
                       f"{theirs[what + '_cpu_s'] / ours[what + '_cpu_s']:.1f}x"]

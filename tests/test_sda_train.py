@@ -30,7 +30,7 @@ def mini_settings(toys, **overrides):
 
 @pytest.fixture(scope="module")
 def trained(toys):
-    """The mini profile's adapter: 30 steps of 8 items, lr 1e-2 (configs/extractors/sda.yaml)."""
+    """The mini profile's adapter: 30 steps of 8 items, lr 5e-3 (configs/extractors/sda.yaml)."""
     settings = mini_settings(toys)
     return settings, ensure_adapter(toys, settings, progress=False)
 
