@@ -41,9 +41,10 @@ def full_ranks(scores, targets, exclude=None) -> np.ndarray:
     return _block_ranks(scores, targets, exclude).cpu().numpy()
 
 
-# Floats of one block of scores in ranks_from_vectors: a few MB, so a block stays in cache
-# between the multiply that writes it and the comparisons that read it.
+# Floats of one block of scores in ranks_from_vectors: on a CPU a few MB, so a block stays in
+# cache between the multiply that writes it and the comparisons that read it; on a GPU 256 MB.
 BLOCK_FLOATS = 2**21
+GPU_BLOCK_FLOATS = 2**26
 SAMPLED_ROWS = 1024  # users per step when only candidates are scored
 
 
@@ -62,7 +63,7 @@ def ranks_from_vectors(users: torch.Tensor, items: torch.Tensor, targets=(), can
 
     With targets, blocks of rows are scored into one reused buffer, and every target and
     candidate set of a row is ranked from its block: a fresh (1024, n_items) matrix per batch
-    costs more in page faults than the multiply itself (on a GPU the users are one block).
+    costs more in page faults than the multiply itself.
     Candidates alone are scored by gathering their vectors, which costs less than the catalogue.
     """
     device, users, items = users.device, users.float(), items.float()
@@ -76,7 +77,7 @@ def ranks_from_vectors(users: torch.Tensor, items: torch.Tensor, targets=(), can
             for ranks, chosen in zip(sampled, candidates):
                 ranks[part] = sampled_ranks(score_candidates(users[part], items, chosen[part]))
         return full, sampled
-    rows = len(users) if users.is_cuda else max(16, BLOCK_FLOATS // max(len(items), 1))
+    rows = max(16, (GPU_BLOCK_FLOATS if users.is_cuda else BLOCK_FLOATS) // max(len(items), 1))
     items_t = items.T.contiguous()  # (H, n_items): the faster layout for the multiply
     buffer = torch.empty(min(rows, len(users)), len(items), device=device)
     beaten = torch.empty(buffer.shape, dtype=torch.bool, device=device)
