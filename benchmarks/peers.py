@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/peers.py [--dataset toys] [--epochs 3] [--max-len 50]
                                          [--models vbpr,slmrec,sasrec,bert4rec]
+    .venv/bin/python benchmarks/peers.py --render results/benchmarks/peers-toys.csv  # the docs table
 
 Each pair runs on the same data set, split, fixed negatives and (for VBPR and SLMRec) the same
 base feature set, in the same harness loop (trainer, batches, evaluator), with the settings
@@ -83,6 +84,23 @@ def run_in_process(model: str, params: dict, args, store: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def markdown(table) -> str:
+    """The docs table: one line per (pair, side), the turns' times side by side, test metrics
+    with their 95% intervals (equal across turns: the runs are deterministic)."""
+    lines = ["| pair | side | model | epochs | train s/epoch (turns) | eval s (turns) | peak MB | sampled HR@10 "
+             "| sampled NDCG@10 | full HR@10 | full NDCG@10 |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (pair, side), runs in table.groupby(["pair", "side"], sort=False):
+        first = runs.iloc[0]
+        turns = lambda col: ", ".join(f"{v:.2f} ({int(t)})" for v, t in zip(runs[col], runs["turn"]))
+        cells = [pair, side, first["model"], str(int(first["epochs"])), turns("train_s_per_epoch"),
+                 turns("eval_s"), ", ".join(f"{v:.0f}" for v in runs["peak_mb"])]
+        for protocol, metric in METRICS:
+            name = f"{protocol}_{metric.replace('hit', 'hr')}"
+            cells.append(f"{first[name]:.4f} [{first[name + '_lo']:.4f}, {first[name + '_hi']:.4f}]")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="toys")
@@ -92,11 +110,15 @@ def main() -> None:
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--params", help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
+    parser.add_argument("--render", type=Path, help="only print the docs table of an existing CSV")
     args = parser.parse_args()
     if args.one:
         return one_run(args)
 
     import pandas as pd
+
+    if args.render:
+        return print(markdown(pd.read_csv(args.render)))
 
     from harness.config import artifacts_dir, results_dir
     from harness.fileio import atomic_path
@@ -126,7 +148,7 @@ def main() -> None:
             with atomic_path(out) as tmp:
                 table.to_csv(tmp, index=False)
     print(f"\n{table.drop(columns=['run_key', 'params']).to_string(index=False, float_format=lambda v: f'{v:.4f}')}")
-    print(f"\nwritten: {out}")
+    print(f"\n{markdown(table)}\n\nwritten: {out}")
 
 
 if __name__ == "__main__":
