@@ -121,7 +121,7 @@ SEQUENTIAL_DEFAULTS = {"hidden": 128, "n_blocks": 2, "n_heads": 1, "dropout": 0.
 
 class SequentialRecommender(DotProductRecommender):
     """Shared by SASRec and BERT4Rec: item vectors (IDs, or features through RAT), right-aligned
-    position embeddings, a Transformer encoder, the RAT alignment loss and the scoring paths.
+    position embeddings, a Transformer encoder, the RAT alignment loss; scores are `user_state` dotted with the item vectors.
 
     Subclasses define `calculate_loss` and `user_state(history, table)`.
     """
