@@ -11,20 +11,35 @@ import abc
 from typing import ClassVar
 
 from extractors.featureset import FeatureSet
+from harness.config import NON_NEGATIVE, SIZE, device_rule
+
+
+def check_extractor_settings(name: str, profile: str | None, overrides: dict) -> None:
+    """Refuse bad settings of extractor `name` before any work (a data set prepared, a model run):
+    its config < profile block < `overrides`, checked as the extractor will be configured (the
+    data set later fills only its prompt domain and feature file, strings left empty here)."""
+    from extractors.registry import EXTRACTORS
+    from extractors.store import extractor_settings
+
+    EXTRACTORS.get(name)(**extractor_settings(name, profile, overrides))
 
 
 class Extractor(abc.ABC):
     name: ClassVar[str] = ""
     defaults: ClassVar[dict] = {}
     # What settings accept beyond their default's type (harness.config.check_settings); only
-    # the keys an extractor has are checked.
-    rules: ClassVar[dict] = {"dtype": ("auto", "bf16", "fp16", "fp32")}
+    # the keys an extractor has are checked. Here: the running settings every extractor shares
+    # (extractors.shards.RUN_DEFAULTS, base's batch_size and cpu_threads); each extractor adds
+    # the ranges of its own defaults beside them.
+    rules: ClassVar[dict] = {"dtype": ("auto", "bf16", "fp16", "fp32"), "device": device_rule, "batch_size": SIZE,
+                             "shard_items": SIZE, "cpu_threads": NON_NEGATIVE}  # 0: torch's default
+    relations: ClassVar[tuple] = ()  # rules across settings (harness.config.Relation)
 
     def __init__(self, **settings):
-        from harness.config import build_settings, device_rule
+        from harness.config import build_settings
 
-        self._settings = build_settings(f"extractor {self.name}", self.defaults, settings,
-                                        {"device": device_rule, **self.rules})
+        self._settings = build_settings(f"extractor {self.name}", self.defaults, settings, self.rules,
+                                        self.relations)
 
     def settings(self) -> dict:
         return dict(self._settings)

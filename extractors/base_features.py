@@ -21,6 +21,7 @@ from extractors.base import Extractor
 from extractors.featureset import FeatureSet
 from extractors.images import ImageReport, load_images
 from extractors.weights import resolve_weights
+from harness.config import SIZE
 from harness.errors import HarnessError
 
 ASIN_BYTES = 10
@@ -84,6 +85,7 @@ class BaseExtractor(Extractor):
         "device": "auto",
         "cpu_threads": 0,  # torch CPU threads while extracting; 0 = torch's default
     }
+    rules = Extractor.rules | {"pixel_dim": SIZE}
     run_settings = ("batch_size", "device", "cpu_threads")
 
     def extract(self, dataset, progress: bool = True) -> FeatureSet:
@@ -96,7 +98,7 @@ class BaseExtractor(Extractor):
         from sentence_transformers import SentenceTransformer
 
         s = self._settings
-        folder = resolve_weights(s["text_model"], "", self.name)
+        folder = resolve_weights(s["text_model"], "", self.name, "text_model")
         device = None if s["device"] == "auto" else s["device"]
         model = SentenceTransformer(folder, device=device)
         texts = [prompts.plain_text(row) for row in dataset.items.to_dict("records")]

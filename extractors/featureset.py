@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.fileio import atomic_dir, read_json, write_json
+from harness.fileio import atomic_dir, changed_files, file_sha256, read_json, write_json
 
 FILES = ("image_feat.npy", "text_feat.npy", "meta.json")
+ARRAYS = FILES[:2]  # their sha256 are in meta.json ("files"): a load notices rows edited or reordered
 MODALITIES = ("both", "text", "image")
 
 
@@ -72,6 +73,7 @@ class FeatureSet:
         with atomic_dir(path) as tmp:
             np.save(tmp / "image_feat.npy", np.ascontiguousarray(self.image, dtype=np.float32))
             np.save(tmp / "text_feat.npy", np.ascontiguousarray(self.text, dtype=np.float32))
+            meta["files"] = {name: file_sha256(tmp / name) for name in ARRAYS}
             write_json(tmp / "meta.json", meta)
         self.path, self.meta = Path(path), meta
         return self.path
@@ -84,9 +86,23 @@ class FeatureSet:
             raise HarnessError(f"{path} is not a feature set (no {missing[0]}); run "
                                "`python -m harness extract` for it.")
         try:
-            features = cls(np.load(path / "image_feat.npy"), np.load(path / "text_feat.npy"),
-                           read_json(path / "meta.json"), path)
+            meta = read_json(path / "meta.json")
+            if not isinstance(meta, dict):
+                raise ValueError("meta.json holds no mapping")
+            # Sets saved before the hashes were recorded have none to check.
+            changed = changed_files(path, meta.get("files") or {})
+            if changed:
+                raise HarnessError(f"the feature set {path} is damaged: {changed[0]} does not match its hash in "
+                                   f"meta.json (changed, cut short or reordered); {_extract_again(meta)}")
+            features = cls(np.load(path / "image_feat.npy"), np.load(path / "text_feat.npy"), meta, path)
         except (OSError, ValueError, EOFError) as err:  # truncated or overwritten files (JSON errors are ValueErrors)
-            raise HarnessError(f"the feature set {path} is damaged ({type(err).__name__}: {err}); extract it "
-                               "again with `python -m harness extract ... --force`, or delete the folder.") from None
+            raise HarnessError(f"the feature set {path} is damaged ({type(err).__name__}: {err}); "
+                               f"{_extract_again({})}") from None
         return features.check(dataset) if dataset is not None else features
+
+
+def _extract_again(meta: dict) -> str:
+    """The fix of a damaged feature set: its extract command, as far as meta.json names it."""
+    extractor, dataset = meta.get("extractor", "NAME"), meta.get("dataset", "DATASET")
+    return (f"extract it again with `python -m harness extract --extractor {extractor} --dataset {dataset} "
+            "--force` (with the settings it was made with), or delete the folder.")

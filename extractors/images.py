@@ -121,8 +121,10 @@ class ImageReport:
         """Tell the user (stderr) how many item images the noise image replaced."""
         bad = self.missing + self.unreadable
         if bad and enabled:
+            # Items without any image value give no example: no "e.g." then.
+            examples = f", e.g. {'; '.join(self.examples[:2])}" if self.examples else ""
             print(f"warning: {bad} of {total} item images were missing ({self.missing}) or unreadable "
-                  f"({self.unreadable}), e.g. {'; '.join(self.examples[:2])}; they use the fixed "
+                  f"({self.unreadable}){examples}; they use the fixed "
                   "noise image (counted in the feature set's meta.json).", file=sys.stderr)
 
 

@@ -19,6 +19,7 @@ from extractors.pooling import check_pca_dim, masked_mean, pca_reduce
 from extractors.shards import (RUN_DEFAULTS, RUN_SETTINGS, length_sorted_batches,
                                process_ranks, resolve_device, resolve_dtype)
 from extractors.weights import resolve_weights
+from harness.config import SIZE
 from harness.errors import HarnessError
 
 MODALITIES = ("image", "text")
@@ -197,6 +198,10 @@ class QwenVLExtractor(Extractor):
         "batch_size": 16,
         **RUN_DEFAULTS,
     }
+    # pca_dim's upper bound depends on the data and the model (pooling.check_pca_dim, at extraction)
+    rules = Extractor.rules | {"min_pixels": SIZE, "max_pixels": SIZE, "pca_dim": SIZE}
+    relations = ((("min_pixels", "max_pixels"), lambda low, high: None if low <= high else
+                  "min_pixels must not exceed max_pixels (the image sizes lie between them)"),)
     # The store leaves running settings out of the cache key, and the settings applied after
     # the raw shards (PCA) out of the raw-shard key.
     run_settings = RUN_SETTINGS

@@ -87,8 +87,18 @@ def merge_shards(work_dir: Path, modality: str, n_items: int, shard_items: int) 
     """The full (n_items, dim) matrix of `modality` from its shards in item order, and their notes."""
     paths = [shard_path(work_dir, modality, start, min(start + shard_items, n_items))
              for start in shard_starts(n_items, shard_items)]
-    notes = [json.loads(p.with_suffix(".json").read_text()) for p in paths]
-    return np.concatenate([np.load(p) for p in paths], axis=0), notes
+    notes = [_read_shard(p.with_suffix(".json"), lambda f: json.loads(f.read_text())) for p in paths]
+    return np.concatenate([_read_shard(p, np.load) for p in paths], axis=0), notes
+
+
+def _read_shard(path: Path, read):
+    """`read(path)`, or the one-line error naming a damaged shard (shards are written atomically,
+    so only something outside the harness cuts one) and the command that discards it."""
+    try:
+        return read(path)
+    except (OSError, ValueError, EOFError) as err:
+        raise HarnessError(f"the extraction shard {path} is damaged ({type(err).__name__}: {err}); extract "
+                           "again with `python -m harness extract ... --force` (it discards the shards).") from None
 
 
 def length_sorted_batches(lengths, batch_size: int) -> list[np.ndarray]:

@@ -17,20 +17,31 @@ from extractors.featureset import FeatureSet
 from extractors.prompts import items_without_text
 from extractors.registry import EXTRACTORS
 from extractors.shards import dtype_name
-from harness.config import artifacts_dir, load_group, profile_name
+from harness.config import artifacts_dir, config_names, load_group, profile_name
 from harness.errors import HarnessError
 from harness.fileio import stable_key
 
 
-def extractor_settings(name: str, profile: str | None = None, overrides: dict | None = None) -> dict:
-    """configs/extractors/<name>.yaml with its profile block and `overrides` applied."""
+def extractor_settings(name: str, profile: str | None = None, overrides: dict | None = None,
+                       dataset: str | None = None) -> dict:
+    """configs/extractors/<name>.yaml with its profile block, then the block for `name` that data
+    set `dataset`'s config holds (`extractors:`, e.g. Sports' SDA steps), then `overrides`."""
     raw = dict(load_group("extractors", name))
     per_profile = raw.pop("profiles", {}) or {}
     profile = profile_name(profile)
     if per_profile and profile not in per_profile:
         raise HarnessError(f"extractor '{name}' has no settings for profile '{profile}'; use one of "
                            f"{sorted(per_profile)} or add it to configs/extractors/{name}.yaml.")
-    return {**raw, **(per_profile.get(profile) or {}), **(overrides or {})}
+    return {**raw, **(per_profile.get(profile) or {}), **_dataset_block(name, dataset, profile), **(overrides or {})}
+
+
+def _dataset_block(name: str, dataset: str | None, profile: str) -> dict:
+    """Data set `dataset`'s own settings of extractor `name` (a configured data set only)."""
+    if not dataset or dataset not in config_names("datasets"):
+        return {}
+    from harness.data.spec import dataset_spec
+
+    return dict(dataset_spec(dataset, profile).extractors.get(name) or {})
 
 
 def _dataset_values(dataset, profile: str) -> dict:
@@ -48,7 +59,7 @@ def _dataset_values(dataset, profile: str) -> dict:
 def make_extractor(name: str, dataset, profile: str | None = None, overrides: dict | None = None):
     """The configured extractor `name` for `dataset` (nothing heavy is loaded yet)."""
     cls = EXTRACTORS.get(name)
-    values = extractor_settings(name, profile, overrides)
+    values = extractor_settings(name, profile, overrides, dataset.name)
     from_dataset = _dataset_values(dataset, profile_name(profile))
     for key, value in from_dataset.items():
         if key in cls.defaults and not values.get(key, cls.defaults[key]):
@@ -61,6 +72,8 @@ def _key(extractor, dataset, leave_out: tuple = ()) -> str:
     settings = {k: v for k, v in extractor.settings().items() if k not in skip}
     if "dtype" in settings:
         settings["dtype"] = dtype_name(extractor.settings())  # `auto` keyed as what it resolves to
+    if settings.get("image_features"):  # the release's file, wherever a machine keeps it (HARNESS_RAW)
+        settings["image_features"] = Path(settings["image_features"]).name
     return stable_key({"extractor": extractor.name, "settings": settings,
                        "dataset": dataset.content_hash, "images": dataset.images_fingerprint(),
                        "code_version": getattr(extractor, "code_version", 1)})

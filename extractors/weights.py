@@ -31,14 +31,14 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _missing_weights(model: str, revision: str, extractor: str, why: str) -> HarnessError:
+def _missing_weights(model: str, revision: str, extractor: str, why: str, setting: str = "model") -> HarnessError:
     from huggingface_hub.constants import HF_HUB_CACHE
 
     rev = f" --revision {revision}" if revision else ""
     return HarnessError(
         f"weights '{model}' for extractor '{extractor}' are not available ({why}); run "
         f"`huggingface-cli download {model}{rev}` on a connected machine and copy the cache to "
-        f"{HF_HUB_CACHE}, or place the model folder anywhere and pass model=/path/to/folder.")
+        f"{HF_HUB_CACHE}, or place the model folder anywhere and pass {setting}=/path/to/folder.")
 
 
 def _packaged_folder(model: str) -> str | None:
@@ -53,8 +53,9 @@ def _packaged_folder(model: str) -> str | None:
         return None
 
 
-def resolve_weights(model: str, revision: str = "", extractor: str = "") -> str:
-    """A local folder holding `model`'s weights, ready for from_pretrained, or a HarnessError."""
+def resolve_weights(model: str, revision: str = "", extractor: str = "", setting: str = "model") -> str:
+    """A local folder holding `model`'s weights, ready for from_pretrained, or a HarnessError
+    naming `setting`, the extractor setting that holds `model`."""
     if model.startswith(TINY_PREFIX):
         from extractors.tiny import BUILDERS, ensure_tiny_model
 
@@ -66,7 +67,7 @@ def resolve_weights(model: str, revision: str = "", extractor: str = "") -> str:
     if path.is_dir() or model.startswith((".", "/", "~")):
         if not (path / "config.json").exists():
             raise HarnessError(f"folder {path} holds no model (no config.json) for extractor "
-                               f"'{extractor}'; place the weights of the model there or fix model=.")
+                               f"'{extractor}'; place the weights of the model there or fix {setting}=.")
         return str(path)
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
@@ -78,7 +79,7 @@ def resolve_weights(model: str, revision: str = "", extractor: str = "") -> str:
     if (packaged := _packaged_folder(model)) is not None:
         return packaged
     if _offline_by_setting():
-        raise _missing_weights(model, revision, extractor, "HF_HUB_OFFLINE is set and they are not cached")
+        raise _missing_weights(model, revision, extractor, "HF_HUB_OFFLINE is set and they are not cached", setting)
     if not _hub_reachable():
-        raise _missing_weights(model, revision, extractor, "huggingface.co cannot be reached")
+        raise _missing_weights(model, revision, extractor, "huggingface.co cannot be reached", setting)
     return snapshot_download(model, revision=revision or None)

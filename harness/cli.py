@@ -13,10 +13,17 @@ import sys
 from harness.errors import HarnessError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the harness's one-line errors: "error: ..." and where the usage is, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}; see `{self.prog} --help`.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import harness.commands as commands
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m harness",
         description="Benchmark harness for multimodal recommendation (SDA, arXiv 2512.06883).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

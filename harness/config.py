@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from pathlib import Path
@@ -19,6 +20,11 @@ DEFAULT_PROFILE = "mini"
 def artifacts_dir() -> Path:
     """Where prepared data sets, feature sets and checkpoints live (not tracked by git)."""
     return Path(os.environ.get("HARNESS_ARTIFACTS", REPO_ROOT / "artifacts"))
+
+
+def raw_dir() -> Path:
+    """Where the raw source files of the paper profile are (relative paths in dataset configs)."""
+    return Path(os.environ.get("HARNESS_RAW", REPO_ROOT / "raw"))
 
 
 def results_dir() -> Path:
@@ -59,7 +65,12 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise HarnessError(f"override '{item}' is not key=value; write e.g. train.max_epochs=5.")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError as err:  # the parser's message spans lines: keep its first, the problem
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise HarnessError(f"override '{item}': the value is not valid YAML ({problem}); close its "
+                               "brackets or quote it, e.g. grid.reg_weight=[0.1,1.0] or x='a: b'.") from None
     return out
 
 
@@ -77,15 +88,62 @@ def split_overrides(overrides: dict[str, Any], prefixes: tuple[str, ...]) -> dic
 
 
 # What a setting accepts beyond its default's type: a tuple of values, or a function returning
-# None for a good value and otherwise what the setting accepts.
+# None for a good value and otherwise what the setting accepts. Every owner of settings (a model's
+# `rules` beside its `defaults`, an extractor's `rules`, a dataclass field's metadata "rule")
+# declares them with these, once, beside the default; check_value applies them with the types.
 Rule = tuple | Callable[[Any], str | None]
+# A rule across settings: (the settings it reads, a function of their values in that order
+# returning None when they fit together, else what they must satisfy), checked after each
+# setting's own rule (so it sees valid values only).
+Relation = tuple[tuple[str, ...], Callable[..., str | None]]
 
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
                list: "a list", dict: "a mapping"}
 
 
+def _numeric(fits: Callable[[Any], bool], accepts: str) -> Rule:
+    def rule(value):
+        return None if fits(value) else accepts
+
+    rule.accepts = accepts  # what check_value names when a number is not finite
+    return rule
+
+
 def at_least(low: int) -> Rule:
-    return lambda value: None if value >= low else f"a value of at least {low}"
+    return _numeric(lambda value: value >= low, f"a value of at least {low}")
+
+
+def above(low: float) -> Rule:
+    return _numeric(lambda value: value > low, f"a value greater than {low}")
+
+
+def interval(low: float, high: float, low_open: bool = False, high_open: bool = False) -> Rule:
+    """low <= value <= high, each end open when said: interval(0, 1, high_open=True) is [0, 1)."""
+    def fits(value):
+        return (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+
+    return _numeric(fits, f"a value in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}")
+
+
+# The ranges most settings share.
+SIZE = at_least(1)  # widths, counts, lengths, batch sizes
+NON_NEGATIVE = at_least(0)  # weights of a loss term or a penalty, seeds, "0 = default" thread counts
+POSITIVE = above(0)  # learning rates, temperatures, clipping norms
+DROPOUT = interval(0, 1, high_open=True)  # a dropout of 1 drops everything
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count given as a flag (--workers): argparse refuses a bad one while it
+    reads the command line, before any work starts."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not accepted; give a whole number of at least 1")
+    return value
 
 
 def device_rule(value: str) -> str | None:
@@ -115,11 +173,15 @@ def check_value(owner: str, key: str, value: Any, default: Any, rule: Rule | Non
         value = float(value)
     fits = default is None or (isinstance(value, kind) and (kind is bool or not isinstance(value, bool)))
     accepts = None if fits else f"{_TYPE_WORDS.get(kind, kind.__name__)} (default {default!r})"
+    problem = "is not accepted"
+    if accepts is None and kind is float and not math.isfinite(value):  # nan and inf train garbage
+        accepts = "a finite number" + (f" ({rule.accepts})" if hasattr(rule, "accepts") else "")
+        problem = "is not finite, so the training loss would not be either (nothing ran)"
     if accepts is None and rule is not None:
         accepts = rule(value) if callable(rule) else (
             None if value in rule else "one of " + ", ".join(map(str, rule)))
     if accepts:
-        raise HarnessError(f"{owner}: {key}={value!r} is not accepted; {key} takes {accepts}.")
+        raise HarnessError(f"{owner}: {key}={value!r} {problem}; {key} takes {accepts}.")
     return value
 
 
@@ -131,6 +193,17 @@ def check_settings(owner: str, defaults: dict, values: dict, rules: dict[str, Ru
             raise HarnessError(f"{owner} has no setting '{key}'.{did_you_mean(key, defaults)} "
                                f"Settings: {', '.join(sorted(defaults))}.")
     return {k: check_value(owner, k, v, defaults[k], (rules or {}).get(k)) for k, v in values.items()}
+
+
+def check_relations(owner: str, settings: dict, relations: list[Relation] | tuple = ()) -> None:
+    """Settings that are each valid but do not fit together (n_heads=3 with hidden=64)."""
+    for keys, relation in relations:
+        if all(key in settings for key in keys):
+            accepts = relation(*(settings[key] for key in keys))
+            if accepts:
+                given = [f"{key}={settings[key]!r}" for key in keys]
+                given = ", ".join(given[:-1]) + " with " + given[-1]
+                raise HarnessError(f"{owner}: {given} is not accepted; {accepts}.")
 
 
 def build(cls, values: dict, where: str):
@@ -146,6 +219,9 @@ def load_profile(name: str | None = None) -> dict:
     return load_group("profiles", name) | {"name": name}
 
 
-def build_settings(owner: str, defaults: dict, values: dict, rules: dict[str, Rule] | None = None) -> dict:
-    """`defaults` updated by checked `values` (see check_settings)."""
-    return {**defaults, **check_settings(owner, defaults, values, rules)}
+def build_settings(owner: str, defaults: dict, values: dict, rules: dict[str, Rule] | None = None,
+                   relations: list[Relation] | tuple = ()) -> dict:
+    """`defaults` updated by checked `values` (see check_settings), then checked together."""
+    settings = {**defaults, **check_settings(owner, defaults, values, rules)}
+    check_relations(owner, settings, relations)
+    return settings

@@ -1,5 +1,8 @@
 """Executors run a list of run specs: `local` (in this process, or N worker processes with one GPU
-each when GPUs exist) and `ray` (tasks on a Ray instance; the `distributed` extra).
+each when GPUs exist) and `ray` (tasks on a Ray cluster, or a local Ray instance without an
+address; the `distributed` extra). On Ray each job asks for what its profile says a job of its
+kind needs (harness.cluster.resources), whatever the driver's own hardware, and runs on a node
+of its own disk (harness.cluster: inputs fetched, outputs sent back).
 
 Every run uses `train.threads` torch threads, or when that is 0, cores // workers: N workers
 divide the cores rather than each taking all of them, and the same specs, seeds and `--workers`
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 from harness.config import artifacts_dir
 from harness.errors import HarnessError
@@ -27,6 +31,25 @@ class Job:
     results: str  # the result store's root, so a worker writes where the caller reads
     artifacts: str  # checkpoints and RAT teachers
     threads: int
+    run_key: str = ""  # names the checkpoint a cluster node resumes from
+    resources: dict = dataclasses.field(default_factory=dict)  # Ray task options (harness.cluster.resources)
+
+    @property
+    def label(self) -> str:
+        return f"run {self.run_key} ({self.spec['model']} / {self.spec['extractor']})"
+
+    def on_node(self, node) -> "Job":
+        """This job on a cluster node without the driver's disk (harness.cluster.NodeStore): its data
+        set, feature set, the data set's RAT teachers and its checkpoint fetched to the node."""
+        dataset = Path(self.dataset_path).name.rsplit("-", 1)[0]  # datasets/<name>-<key>
+        for teacher in node.glob(f"{self.artifacts}/rat", f"teacher-{dataset}-*.npy"):
+            node.fetch(teacher)
+        if self.run_key:
+            node.fetch(f"{self.artifacts}/checkpoints/{self.run_key}.pt")
+        return dataclasses.replace(
+            self, dataset_path=node.fetch(self.dataset_path), results=node.place(self.results),
+            features=node.fetch(self.features) if isinstance(self.features, str) else self.features,
+            artifacts=node.place(self.artifacts))
 
 
 def run_job(job: Job) -> str:
@@ -54,10 +77,15 @@ def job_threads(threads: int, workers: int, cores: int | None = None) -> int:
     return threads or max(1, cores // workers)
 
 
-def make_jobs(specs, store, dataset, features, workers: int) -> list[Job]:
+def make_jobs(specs, store, dataset, features, workers: int, plan_resources: dict | None = None) -> list[Job]:
+    """One job per spec; `plan_resources`: a plan's `resources:` block over the profile's."""
+    from harness.cluster import resources
+    from harness.runner import feature_key_of
+
     source = str(features.path) if features is not None and features.path else features
     return [Job(dataclasses.asdict(s), str(dataset.path), source, str(store.root), str(artifacts_dir()),
-                job_threads(s.train.get("threads", 0), workers))
+                job_threads(s.train.get("threads", 0), workers), s.key(dataset.content_hash, feature_key_of(features)),
+                resources("run", s.profile, plan_resources))
             for s in specs]
 
 
@@ -112,34 +140,59 @@ def run_local(jobs: list, workers: int, on_done=None, task=None) -> list:
         return _report(((futures[f], f.result) for f in as_completed(futures)), on_done)
 
 
-def run_ray(jobs: list, workers: int, on_done=None, task=None) -> list:
+def run_ray(jobs: list, workers: int, on_done=None, task=None, address: str | None = None) -> list:
+    """Each job a Ray task with its own `resources` (else an equal share of the CPUs), run through
+    harness.cluster on whichever node has them; a task lost with its node runs again elsewhere."""
     task = task or run_job
     try:
         import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
     except ImportError:
         raise HarnessError("the ray executor needs Ray; install the extra: pip install -e '.[distributed]'.") from None
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    remote = ray.remote(num_cpus=max(1, cpus // workers), num_gpus=1 if gpu_count() else 0)(task)
-    refs = {remote.remote(job): i for i, job in enumerate(jobs)}
+    from harness.cluster import RETRIES, FileServer, Roots, Shipped, connect, receive, run_shipped
+
+    connect(address)
+    driver = Roots.driver()
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    server = ray.remote(FileServer).options(num_cpus=0, scheduling_strategy=here).remote()
+    share = {"num_cpus": max(1, int(ray.cluster_resources().get("CPU", 1)) // workers)}
+    remote = ray.remote(run_shipped)
+    refs = {remote.options(**(getattr(job, "resources", None) or share), max_retries=RETRIES,
+                           retry_exceptions=False).remote(Shipped(task, job, driver, server)): i
+            for i, job in enumerate(jobs)}
+
+    def result(done):
+        returned = ray.get(done)
+        receive(returned, driver)
+        job = jobs[refs[done]]
+        print(f"[{returned.node}] ran {getattr(job, 'label', type(job).__name__)}")  # the table's log
+        return returned.value
 
     def completed():
         pending = list(refs)
         while pending:
             (done,), pending = ray.wait(pending, num_returns=1)
-            yield refs[done], lambda done=done: ray.get(done)
+            yield refs[done], lambda done=done: result(done)
 
     return _report(completed(), on_done)
 
 
-def run_jobs(jobs: list, executor: str = "local", workers: int = 1, on_done=None, task=None) -> list:
-    """Run `task` (a picklable top-level function; default: one run) on each job; `on_done(index,
-    result, error)` hears of each as it ends (and then a failed job does not stop the others)."""
+def check_executor(executor: str, workers: int) -> None:
+    """For callers from Python (the CLI's argparse refuses these first): before any work starts."""
     if executor not in EXECUTORS:
         raise HarnessError(f"unknown executor '{executor}'; use one of {', '.join(EXECUTORS)}.")
     if workers < 1:
         raise HarnessError(f"--workers must be at least 1, not {workers}.")
+
+
+def run_jobs(jobs: list, executor: str = "local", workers: int = 1, on_done=None, task=None,
+             address: str | None = None) -> list:
+    """Run `task` (a picklable top-level function; default: one run) on each job; `on_done(index,
+    result, error)` hears of each as it ends (and then a failed job does not stop the others).
+    `address`: the Ray cluster to join (else $RAY_ADDRESS, else a local Ray)."""
+    check_executor(executor, workers)
     if not jobs:
         return []
-    return (run_local if executor == "local" else run_ray)(jobs, workers, on_done, task)
+    if executor == "ray":
+        return run_ray(jobs, workers, on_done, task, address)
+    return run_local(jobs, workers, on_done, task)

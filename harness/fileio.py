@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.errors import HarnessError
+
 STALE_AFTER_SECONDS = 60  # an unlocked temporary younger than this may belong to a writer just starting
 
 
@@ -82,9 +84,12 @@ def atomic_path(path: str | os.PathLike):
 def atomic_dir(path: str | os.PathLike):
     """Build a directory under a temporary name and rename it into place on success.
 
-    An existing directory at `path` is replaced only after the new one is complete.
+    An existing directory at `path` is replaced only after the new one is complete; a file there
+    is refused (it is not ours to replace, and it would become a folder).
     """
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise HarnessError(f"{path} is a file, not a folder; move it away or choose another folder.")
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
@@ -128,12 +133,60 @@ def file_sha256(path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def combined_sha256(hashes) -> str:
+    """One hash over several files' sha256 hex digests, in the given order."""
+    digest = hashlib.sha256()
+    for h in hashes:
+        digest.update(h.encode())
+    return digest.hexdigest()
+
+
 def files_sha256(paths) -> str:
     """One hash over several files' contents, in the given order (names excluded)."""
-    digest = hashlib.sha256()
-    for p in paths:
-        digest.update(file_sha256(p).encode())
-    return digest.hexdigest()
+    return combined_sha256(file_sha256(p) for p in paths)
+
+
+def changed_files(folder: Path, recorded: dict[str, str]) -> list[str]:
+    """The files of `folder` whose sha256 differs from `recorded` ({name: sha256}); a missing
+    file counts as changed."""
+    return [name for name, sha in recorded.items()
+            if not (Path(folder) / name).is_file() or file_sha256(Path(folder) / name) != sha]
+
+
+def unreadable(path, err: OSError) -> HarnessError:
+    """The one-line error for a file or folder this process may not read."""
+    return HarnessError(f"cannot read {path} ({err.strerror or err}); make it readable (chmod) or copy it "
+                        "to a folder you can read.")
+
+
+def check_output_file(path: Path, option: str, ours) -> None:
+    """Refuse a user-given output file path that is a folder, or an existing file the harness
+    did not write (`ours(path)` says whether it did): it is never overwritten."""
+    path = Path(path)
+    if path.is_dir():
+        raise HarnessError(f"{option} {path} is a folder; give a file path, e.g. {option} {path / 'out.csv'}.")
+    if path.exists() and not ours(path):
+        raise HarnessError(f"{option} {path} is a file the harness did not write; it is left as it is: "
+                           "move it away or choose another path.")
+
+
+def csv_starts_with(path: Path, columns) -> bool:
+    """Whether the CSV at `path` begins with the header `columns`: how a CSV the harness wrote is
+    told from a user's file of the same name."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline().rstrip("\r\n").startswith(",".join(columns))
+    except OSError:  # unreadable: not known to be ours
+        return False
+
+
+def check_output_folder(path: Path, option: str) -> None:
+    """Refuse a user-given output folder that is a file (or lies under one)."""
+    for part in (Path(path), *Path(path).parents):
+        if part.exists():
+            if not part.is_dir():
+                raise HarnessError(f"{option} {path}: {part} is a file, not a folder; give a folder path.")
+            return
 
 
 def stable_key(obj, length: int = 16) -> str:

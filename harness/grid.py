@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,14 @@ def grid_axes(model: str, extractor: str, overrides: dict, profile: str | None =
                                f"It takes: {', '.join(sorted(settings))}.")
     if not model_cls.wants_features(extractor):
         axes = {k: v for k, v in axes.items() if k not in model_cls.feature_params}
-    return {k: v if isinstance(v, list) else [v] for k, v in axes.items()}, groups[""]
+    axes = {k: v if isinstance(v, list) else [v] for k, v in axes.items()}
+    for key, values in axes.items():
+        if not values:  # the grid would have no point at all
+            raise HarnessError(f"grid.{key}=[] has no value; give at least one, e.g. grid.{key}=[{settings[key]}].")
+        repeated = [v for i, v in enumerate(values) if v in values[:i]]
+        if repeated:  # the same run twice: a slip, not a wish for more points
+            raise HarnessError(f"grid.{key}={values} lists {repeated[0]} more than once; list each value once.")
+    return axes, groups[""]
 
 
 def expand(model: str, dataset: str, extractor: str, profile: str | None, overrides: dict) -> tuple[list[RunSpec], dict]:
@@ -87,25 +95,37 @@ def pick(grid: Grid, store: ResultStore) -> dict:
     points = pd.DataFrame([{**{k: spec.params[k] for k in grid.axes}, "run_key": key,
                             "valid": valid_value(store, key, spec.train["valid_metric"])}
                            for spec, key in zip(grid.specs, grid.keys)])
-    best = int(points["valid"].to_numpy().argmax())  # first of equals, in grid order
+    best = best_point(points["valid"].tolist(), grid.specs[0].train["valid_metric"])
     row = summary_row(store, grid.specs[best], grid.keys[best], grid.axes, len(grid.specs))
     row = {"grid_key": grid_key(grid.specs[0], grid.axes, grid.data.content_hash, feature_key_of(grid.features)),
            "axes": json.dumps(grid.axes, sort_keys=True)} | row
     return {"points": points, "winner": grid.keys[best], "row": row, "summary": write_summary(store, row)}
 
 
+def best_point(values: list[float], metric: str) -> int:
+    """The index of the highest validation value, first of equals in grid order; a NaN never wins
+    (numpy's argmax would pick the first NaN) and a grid of NaNs has no winner."""
+    finite = [i for i, v in enumerate(values) if not math.isnan(v)]
+    if not finite:
+        raise HarnessError(f"every one of the grid's {len(values)} points has a NaN validation {metric}, so "
+                           "none can win; look at their runs (harness results) and fix what made them NaN.")
+    return max(finite, key=lambda i: values[i])  # max keeps the first of equals
+
+
 def run_grid(model: str, dataset: str, extractor: str = "base", profile: str | None = None,
              overrides: dict | None = None, executor: str = "local", workers: int = 1,
-             store: ResultStore | None = None, data=None, features=None) -> dict:
-    """Run the grid (finished points are skipped) and pick its winner (see `pick`)."""
-    from harness.executors import make_jobs, run_jobs
+             store: ResultStore | None = None, data=None, features=None, address: str | None = None) -> dict:
+    """Run the grid (finished points are skipped) and pick its winner (see `pick`); `address`: the
+    Ray cluster of `executor="ray"`."""
+    from harness.executors import check_executor, make_jobs, run_jobs
 
+    check_executor(executor, workers)  # before the data set and features are prepared
     grid = prepare_grid(model, dataset, extractor, profile, overrides, data, features)
     store = store or ResultStore()
     todo = grid.todo(store)
     print(f"grid {model} / {extractor} / {dataset}: {len(grid.specs)} points, "
           f"{len(grid.specs) - len(todo)} finished, running {len(todo)} ({executor}, {workers} worker(s))")
-    run_jobs(make_jobs(todo, store, grid.data, grid.features, workers), executor, workers)
+    run_jobs(make_jobs(todo, store, grid.data, grid.features, workers), executor, workers, address=address)
     return pick(grid, store)
 
 

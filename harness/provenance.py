@@ -45,4 +45,6 @@ def machine() -> dict[str, str]:
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpus": str(os.cpu_count()), "gpu": gpu}
+            "cpus": str(os.cpu_count()), "gpu": gpu,
+            # the host, and on a Ray cluster the node (harness.cluster.NODE_ENV) that ran the job
+            "node": os.environ.get("HARNESS_NODE", platform.node())}

@@ -49,6 +49,11 @@ class RunSpec:
         if model_cfg.get("train", {}).get("max_epochs") == 0:
             train["max_epochs"] = 0  # nothing to train, whatever the profile says
         check_modalities(groups["extractor"].get("modalities", "both"))  # before anything runs
+        settings = {k: v for k, v in groups["extractor"].items() if k != "modalities"}
+        if settings:  # e.g. extractor.experts=0: refused now, not once the data set is prepared
+            from extractors.base import check_extractor_settings
+
+            check_extractor_settings(extractor, profile, settings)
         return cls(model, dataset, extractor, prof["name"], params, train, groups["extractor"])
 
     @property
@@ -133,6 +138,7 @@ def _execute(spec: RunSpec, store: ResultStore | None, dataset, features, force:
     run_key = spec.key(dataset.content_hash, feature_key)
     if store.is_finished(run_key) and not force:
         return summarize(store, run_key) | {"skipped": True}
+    store.check_writable()  # before training, not after it
 
     config = TrainConfig(**spec.train)
     seed_everything(config.seed)
@@ -140,6 +146,8 @@ def _execute(spec: RunSpec, store: ResultStore | None, dataset, features, force:
         features = features.view(spec.modalities)
     model = model_cls(dataset, features, **spec.params)
     checkpoint = artifacts_dir() / "checkpoints" / f"{run_key}.pt"
+    if force:  # from the start: a damaged checkpoint never blocks the run that replaces it
+        checkpoint.unlink(missing_ok=True)
     began = time.perf_counter()
     trainer = Trainer(model, dataset, config, checkpoint=checkpoint)
     result = trainer.fit()

@@ -25,19 +25,23 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from harness.config import build_settings
+from harness.config import DROPOUT, NON_NEGATIVE, POSITIVE, SIZE, build_settings
 from harness.errors import HarnessError
 from harness.evaluate import score_candidates
 from recommenders.item_encoders import make_item_encoder, small_embedding
 from recommenders.layers import TransformerEncoder, length_groups
 
 COMMON_DEFAULTS = {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 2048}
+# What each setting accepts beyond its default's type (harness.config; numbers must be finite).
+COMMON_RULES = {"lr": POSITIVE, "weight_decay": NON_NEGATIVE, "batch_size": SIZE}
 
 
 class Recommender(nn.Module, abc.ABC):
     name: ClassVar[str] = ""
     input_type: ClassVar[str] = "pairwise"  # pairwise | sequence | none (nothing to train)
     defaults: ClassVar[dict] = {}
+    rules: ClassVar[dict] = {}  # ranges of `defaults` (COMMON_RULES hold those of COMMON_DEFAULTS)
+    relations: ClassVar[tuple] = ()  # rules across settings (harness.config.Relation)
     uses_features: ClassVar[bool] = False  # True: the model cannot run without a feature set
     feature_params: ClassVar[tuple[str, ...]] = ()  # settings that only matter with features
 
@@ -60,7 +64,8 @@ class Recommender(nn.Module, abc.ABC):
 
     @classmethod
     def resolve_params(cls, params: dict) -> dict:
-        return build_settings(f"model {cls.name}", COMMON_DEFAULTS | cls.defaults, params)
+        return build_settings(f"model {cls.name}", COMMON_DEFAULTS | cls.defaults, params,
+                              COMMON_RULES | cls.rules, cls.relations)
 
     def train(self, mode: bool = True):
         self.cache.clear()  # parameters change while training: what evaluation cached is stale
@@ -117,6 +122,12 @@ SEQUENTIAL_DEFAULTS = {"hidden": 128, "n_blocks": 2, "n_heads": 1, "dropout": 0.
                        "batch_size": 512,
                        # RAT alignment (features only): weight, and epochs of its ID-SASRec teacher
                        "alpha": 0.1, "teacher_epochs": 200}
+SEQUENTIAL_RULES = {"hidden": SIZE, "n_blocks": SIZE, "n_heads": SIZE, "dropout": DROPOUT, "max_len": SIZE,
+                    # alpha 0 turns the alignment off; a teacher of 0 epochs would be random
+                    "alpha": NON_NEGATIVE, "teacher_epochs": SIZE}
+# The attention heads split the hidden vector: each takes hidden / n_heads dims.
+SEQUENTIAL_RELATIONS = ((("n_heads", "hidden"), lambda n_heads, hidden: None if hidden % n_heads == 0 else
+                         "n_heads must divide hidden (each head takes hidden / n_heads dims), e.g. n_heads=1"),)
 
 
 class SequentialRecommender(DotProductRecommender):
@@ -127,6 +138,8 @@ class SequentialRecommender(DotProductRecommender):
     """
 
     input_type = "sequence"
+    rules = SEQUENTIAL_RULES
+    relations = SEQUENTIAL_RELATIONS
     feature_params = ("alpha", "teacher_epochs")
 
     @classmethod

@@ -11,12 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recommenders.base import SEQUENTIAL_DEFAULTS, SequentialRecommender
+from harness.config import interval
+from recommenders.base import SEQUENTIAL_DEFAULTS, SEQUENTIAL_RULES, SequentialRecommender
 
 
 class BERT4Rec(SequentialRecommender):
     name = "bert4rec"
     defaults = SEQUENTIAL_DEFAULTS | {"mask_prob": 0.6}
+    # 0 would choose no item to predict but each row's last
+    rules = SEQUENTIAL_RULES | {"mask_prob": interval(0, 1, low_open=True)}
 
     def __init__(self, dataset, features=None, **params):
         super().__init__(dataset, features, **params)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import sys
 import types
@@ -169,6 +170,11 @@ class MMRecModel(Recommender):
     upstream: ClassVar[type]
     base_config: ClassVar[dict] = {}  # overall.yaml + the model's YAML (hyper-parameter lists kept)
     grid: ClassVar[dict] = {}
+    # lr, weight_decay and batch_size take COMMON_RULES; the model's own settings are MMRec's (their
+    # types are checked and numbers must be finite, but MMRec declares no ranges to follow).
+    rules = {"learning_rate_scheduler": lambda value: None if (
+        len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < math.inf
+                                for v in value)) else "a list [factor, epochs] of two numbers greater than 0"}
 
     @classmethod
     def source_config(cls) -> dict:

@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import torch
 
-from harness.config import artifacts_dir
+from harness.config import SIZE, artifacts_dir
 from harness.errors import HarnessError, did_you_mean
 from recommenders.base import Recommender
 
@@ -55,6 +55,9 @@ class RecBoleModel(Recommender):
 
     input_type = "sequence"
     upstream: ClassVar[type]
+    # the harness's names (lr, weight_decay, batch_size take COMMON_RULES); RecBole's own settings
+    # are checked for type and finiteness only: RecBole declares no ranges to follow
+    rules = {"max_len": SIZE}
 
     @classmethod
     def source_config(cls) -> dict:

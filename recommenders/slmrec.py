@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.config import NON_NEGATIVE, POSITIVE, SIZE
 from recommenders.base import DotProductRecommender
 from recommenders.projection import project_rows
 
@@ -84,6 +85,9 @@ class SLMRec(DotProductRecommender):
     uses_features = True
     defaults = {"embedding_size": 128, "n_layers": 3, "temp": 0.2, "ssl_temp": 0.2, "ssl_alpha": 0.1,
                 "weight_decay": 1e-4}
+    # temperatures divide the logits; ssl_alpha 0 drops the FAC term
+    rules = {"embedding_size": SIZE, "n_layers": SIZE, "temp": POSITIVE, "ssl_temp": POSITIVE,
+             "ssl_alpha": NON_NEGATIVE}
 
     def __init__(self, dataset, features=None, **params):
         super().__init__(dataset, features, **params)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import contextlib
+import math
 import random
 import re
 import resource
@@ -15,7 +16,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from harness.config import at_least, device_rule
+from harness.config import NON_NEGATIVE, at_least, device_rule
+from harness.errors import HarnessError
 from harness.evaluate import Evaluation, full_ranks, ranks_from_vectors, sampled_ranks
 from harness.fileio import atomic_path
 from recommenders.sampling import eval_batches, pairwise_batches, sequence_batches
@@ -33,7 +35,7 @@ class TrainConfig:
     valid_metric: str = field(default="ndcg@10", metadata={"rule": metric_rule})
     eval_batch_size: int = field(default=1024, metadata={"rule": at_least(1)})
     device: str = field(default="auto", metadata={"rule": device_rule})  # auto | cpu | cuda | cuda:N
-    seed: int = 2024
+    seed: int = field(default=2024, metadata={"rule": NON_NEGATIVE})  # numpy takes no negative seed
     full_ranking: bool = True  # also report full-catalogue ranking at the end
     progress: bool = True
     # torch CPU threads for the run; 0: torch's default alone, cores // workers in a grid
@@ -110,9 +112,12 @@ class Trainer:
             batch = {k: v.to(self.device) for k, v in batch.items()}
             loss = self.model.calculate_loss(batch)
             optimizer.zero_grad(set_to_none=True)
+            value = loss.item()
+            if not math.isfinite(value):  # every later step would be garbage: stop at once
+                return value
             loss.backward()
             optimizer.step()
-            total, count = total + loss.item(), count + 1
+            total, count = total + value, count + 1
         return total / max(count, 1)
 
     def make_optimizer(self) -> torch.optim.Optimizer:
@@ -126,13 +131,18 @@ class Trainer:
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
+    def discard(self) -> None:
+        """Remove this run's checkpoint."""
+        if self.checkpoint:
+            self.checkpoint.unlink(missing_ok=True)
+
     def _save(self, state: dict) -> None:
         if self.checkpoint:
             with atomic_path(self.checkpoint) as tmp:
                 torch.save(state, tmp)
 
     def fit(self) -> TrainResult:
-        began = time.perf_counter()
+        began = time.perf_counter()  # this process's share of the run's time starts here
         cfg, metric = self.config, self.config.valid_metric
         seed_everything(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
@@ -144,7 +154,11 @@ class Trainer:
         best = {"value": -np.inf, "epoch": 0, "state": None, "bad": 0}
         start = 1
         if self.checkpoint and self.checkpoint.exists():
-            state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+            try:
+                state = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+            except Exception as err:  # truncated or not a checkpoint: torch raises many kinds
+                raise HarnessError(f"the checkpoint {self.checkpoint} is damaged ({type(err).__name__}); delete "
+                                   "it, or run the same command with --force, to train from the start.") from None
             self.model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             rng.bit_generator.state = state["numpy_rng"]
@@ -158,9 +172,14 @@ class Trainer:
         for epoch in bar:
             if best["bad"] >= cfg.patience:
                 break
-            began = time.perf_counter()
+            epoch_began = time.perf_counter()
             loss = self._train_epoch(optimizer, rng, epoch)
-            seconds = time.perf_counter() - began
+            seconds = time.perf_counter() - epoch_began
+            if not math.isfinite(loss):
+                self.discard()  # resuming it would only reach this loss again
+                raise HarnessError(f"epoch {epoch}: the training loss is {loss} (not finite), so the run "
+                                   f"stopped and nothing was stored; likely cause: {likely_settings(self.model)}; "
+                                   "lower it (or return it to its default) and run again.")
             value = self.evaluate("valid", "sampled").value(*_metric_parts(metric))
             result.history.append({"epoch": epoch, "loss": loss, f"valid_{metric}": value, "seconds": seconds})
             if value > best["value"]:
@@ -169,7 +188,9 @@ class Trainer:
             else:
                 best["bad"] += 1
             bar.set_postfix(loss=f"{loss:.4f}", **{metric: f"{value:.4f}"})
-            spent = result.earlier_seconds + time.perf_counter() - began  # every process's, so far
+            # every process's time so far: the earlier ones' up to their last checkpoint, and this
+            # one's since fit began (not since this epoch began)
+            spent = result.earlier_seconds + time.perf_counter() - began
             self._save(self._state(optimizer, rng, epoch, best, result, spent))
         if best["state"] is not None:
             self.model.load_state_dict(best["state"])
@@ -227,6 +248,14 @@ class Trainer:
                     for split, found in splits_found:
                         ranks[(split, protocol)][users] = found
         return {w: Evaluation.from_ranks(ranks[w], data.tail_users(w[0])) for w in wanted}
+
+
+def likely_settings(model) -> str:
+    """What a non-finite loss most likely comes from: the model's number settings changed from its
+    defaults, lr first (too large a step is the usual cause), else the learning rate itself."""
+    defaults = type(model).resolve_params({})
+    changed = [k for k, v in model.params.items() if isinstance(v, float) and v != defaults.get(k)]
+    return ", ".join(f"{k}={model.params[k]:g}" for k in sorted(changed, key=lambda k: k != "lr") or ["lr"])
 
 
 def _metric_parts(name: str) -> tuple[str, int]:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.config import NON_NEGATIVE, SIZE
 from recommenders.base import DotProductRecommender
 from recommenders.projection import project_rows
 
@@ -20,6 +21,7 @@ class VBPR(DotProductRecommender):
     name = "vbpr"
     uses_features = True
     defaults = {"embedding_size": 128, "reg_weight": 0.1}
+    rules = {"embedding_size": SIZE, "reg_weight": NON_NEGATIVE}
 
     def __init__(self, dataset, features=None, **params):
         super().__init__(dataset, features, **params)

@@ -72,20 +72,3 @@ def test_grid_resumes_after_interruption_without_rerunning_finished_points(tmp_p
     ran.clear()
     run_grid("vbpr", "beauty", "base", overrides=overrides, store=store, data=mini_beauty, features=features)
     assert ran == [] and len(pd.read_csv(out["summary"])) == 1  # one row per (model, extractor, data)
-
-
-def test_ray_executor_gives_the_numbers_local_gives(tmp_path, mini_beauty):
-    ray = pytest.importorskip("ray")
-    features = random_features(mini_beauty)
-    overrides = TINY | {"grid.reg_weight": [0.5, 0.01], "train.max_epochs": 1}
-    stores = {name: ResultStore(tmp_path / name) for name in ("local", "ray")}
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        outs = {name: run_grid("vbpr", "beauty", overrides=overrides, store=store, data=mini_beauty,
-                               features=features, executor=name) for name, store in stores.items()}
-    finally:
-        ray.shutdown()
-    assert outs["local"]["winner"] == outs["ray"]["winner"]
-    for key in outs["local"]["points"]["run_key"]:
-        local, remote = (stores[name].metrics(key) for name in ("local", "ray"))
-        pd.testing.assert_series_equal(local["value"], remote["value"], check_exact=True)  # docs say "exactly"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pandas as pd
 import pytest
@@ -30,7 +31,9 @@ def test_an_edited_source_makes_the_prepared_data_set_stale(tmp_path):
     lines = sequences.read_text().splitlines()
     sequences.write_text("\n".join(lines[:-1] + [lines[-1].rsplit(" ", 1)[0]]) + "\n")
     os.utime(sequences, ns=(prepared + 2 * 10**9, prepared + 2 * 10**9))
-    with pytest.raises(HarnessError, match=r"is stale: .*sequences.txt changed .* data prepare --dataset protocol --force"):
+    # (the data set was prepared into an explicit folder: the command names it with --out)
+    with pytest.raises(HarnessError, match=rf"is stale: .*sequences.txt changed .* data prepare --dataset protocol "
+                                           rf"--out {re.escape(str(out))} --force"):
         prepare(spec, out_dir=out)
     rebuilt = prepare(spec, out_dir=out, force=True)
     assert rebuilt.content_hash != first.content_hash and rebuilt.targets["test"][5] == 28

@@ -44,9 +44,10 @@ Table 1 (mini): HR & NDCG, 100% sampled #neg\\_items, p < 0.05
 - \\* marks sda\\_lora.
 """
 
-EXPECTED_TEX = r"""\begin{table}[t]
+EXPECTED_TEX = r"""\begin{table*}[tp]
 \centering
 \caption{Table 1 (mini): HR \& NDCG, 100\% sampled \#neg\_items, p $<$ 0.05}
+\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%
 \begin{tabular}{llrr}
 \toprule
  &  & \multicolumn{2}{c}{beauty} \\
@@ -66,10 +67,11 @@ sasrec & base & \textbf{0.5000} & \textbf{0.3100} \\
 $n$ &  & 120 & 118--120 \\
 \bottomrule
 \end{tabular}
+}
 \par\smallskip\footnotesize
 Profile mini, commit 0123abc.\par
 * marks sda\_lora.\par
-\end{table}
+\end{table*}
 """
 
 NOTES = ["Profile mini, commit 0123abc.", "* marks sda_lora."]

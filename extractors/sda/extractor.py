@@ -11,7 +11,7 @@ from pathlib import Path
 
 from extractors.qwenvl import QwenVLExtractor
 from extractors.sda import train
-from extractors.sda.model import ADAPTERS, load_adapter
+from extractors.sda.model import load_adapter
 from extractors.sda.store import adapter_key, adapter_meta, ensure_adapter
 from harness.errors import HarnessError
 
@@ -21,7 +21,8 @@ class SDAExtractor(QwenVLExtractor):
     code_version = 1
     defaults = QwenVLExtractor.defaults | train.DEFAULTS
     run_settings = QwenVLExtractor.run_settings + train.RUN_SETTINGS
-    rules = QwenVLExtractor.rules | {"adapter": ADAPTERS, "loss": tuple(train.LOSSES)}
+    rules = QwenVLExtractor.rules | train.RULES
+    relations = QwenVLExtractor.relations + train.RELATIONS
     adapter_dir: Path | None = None  # set by extract once the adapter exists
 
     def extract(self, dataset, progress: bool = True):

@@ -17,7 +17,6 @@ from torch import nn
 
 from extractors.sda.config import LANGUAGE_MODEL_LINEARS, MoDAConfig, load_config
 from extractors.sda.layer import moda_layers, set_modality
-from harness.errors import HarnessError
 
 IMAGE, TEXT = 0, 1  # modality ids: the gate's embedding rows
 A_STD = 0.01  # A ~ N(0, 0.01²) for LoRA and MoDA alike, so the ablation differs only by the gate
@@ -30,11 +29,8 @@ def peft_config(settings: dict) -> LoraConfig:
                   target_modules=LANGUAGE_MODEL_LINEARS)
     if settings["adapter"] == "lora":
         return LoraConfig(**common)
-    if settings["adapter"] != "moda":
-        raise HarnessError(f"adapter '{settings['adapter']}' is not one of {', '.join(ADAPTERS)}; fix adapter=.")
-    if settings["experts"] < 1 or settings["rank"] % settings["experts"]:
-        raise HarnessError(f"rank {settings['rank']} cannot be split into {settings['experts']} experts; "
-                           "choose experts= dividing rank= (e.g. rank=8 experts=1, 2, 4 or 8).")
+    # MoDA: the adapter kind and experts dividing the rank were checked with the extractor's
+    # settings (extractors.sda.train.RULES and RELATIONS)
     return MoDAConfig(**common, num_experts=settings["experts"], gate_dim=settings["gate_dim"])
 
 

@@ -24,8 +24,9 @@ import torch
 from extractors import qwenvl
 from extractors.images import load_images
 from extractors.sda.loss import LOSSES, AlignmentLoss
-from extractors.sda.model import add_adapter, peft_config
+from extractors.sda.model import ADAPTERS, add_adapter
 from extractors.shards import Ranks, barrier
+from harness.config import DROPOUT, NON_NEGATIVE, POSITIVE, SIZE, at_least
 from harness.errors import HarnessError
 from harness.fileio import atomic_dir, atomic_path, write_json
 
@@ -53,6 +54,21 @@ DEFAULTS = {
     "gradient_checkpointing": True,
     "checkpoint_every": 200,
 }
+# What each accepts beyond its default's type (harness.config); cmsa_dim's upper bound (the model's
+# hidden size) and batch_items' (the data set's items) are checked before training (check_settings).
+RULES = {"adapter": ADAPTERS, "experts": SIZE, "rank": SIZE, "alpha": POSITIVE, "dropout": DROPOUT,
+         "gate_dim": SIZE, "loss": tuple(LOSSES), "tau": POSITIVE, "cmsa_dim": SIZE, "steps": SIZE,
+         "batch_items": at_least(2),  # CMSA contrasts the items of a step: one has nothing to contrast
+         "lr": POSITIVE, "clip": POSITIVE, "seed": NON_NEGATIVE, "adapt_processes": SIZE,
+         "checkpoint_every": SIZE}
+RELATIONS = (
+    # MoDA splits the rank between its experts (LoRA has one)
+    (("adapter", "experts", "rank"), lambda adapter, experts, rank: None if adapter != "moda" or rank % experts == 0
+     else "experts must divide rank under MoDA (each expert has rank / experts), e.g. rank=8 experts=1, 2, 4 or 8"),
+    # every process takes an equal share of a step's items, at least 2 to contrast
+    (("batch_items", "adapt_processes"), lambda batch, world: None if batch % world == 0 and batch // world >= 2
+     else "batch_items must split into adapt_processes shares of at least 2 items: choose a multiple of it"),
+)
 # Settings that change speed or resumption, not the trained adapter.
 RUN_SETTINGS = ("gradient_checkpointing", "checkpoint_every")
 
@@ -122,23 +138,17 @@ def check_processes(settings: dict, world: int) -> None:
 
 
 def check_settings(settings: dict, n_items: int, world: int, hidden: int) -> None:
-    """Refuse settings that cannot train, before any weights are loaded."""
-    peft_config(settings)  # adapter kind, experts dividing rank
-    if settings["loss"] not in LOSSES:
-        raise HarnessError(f"loss '{settings['loss']}' is not one of {', '.join(LOSSES)}; fix loss=.")
-    if not 1 <= settings["cmsa_dim"] <= hidden:
+    """Refuse settings that cannot train with this model, data set and process count, before any
+    weights are loaded (each setting's own range, RULES and RELATIONS, was checked when the
+    extractor was configured)."""
+    if settings["cmsa_dim"] > hidden:
         raise HarnessError(f"cmsa_dim={settings['cmsa_dim']} cannot block-average the model's {hidden} "
                            f"hidden dims; choose 1 <= cmsa_dim <= {hidden} (768 for Qwen2.5-VL-7B).")
     batch = settings["batch_items"]
-    if batch < 2 or batch > n_items:
+    if batch > n_items:
         raise HarnessError(f"batch_items={batch} must lie between 2 and the data set's {n_items} items; "
                            "fix batch_items=.")
-    check_processes(settings, world)
-    if batch % world or batch // world < 2:
-        raise HarnessError(f"batch_items={batch} does not split into {world} processes of at least 2 "
-                           "items each; choose a multiple of the process count.")
-    if settings["steps"] < 1 or settings["checkpoint_every"] < 1:
-        raise HarnessError("steps= and checkpoint_every= must be at least 1.")
+    check_processes(settings, world)  # then batch_items splits into the world (RELATIONS)
 
 
 def train_adapter(dataset, settings: dict, out_dir: Path, progress: bool = True, meta: dict | None = None) -> Path:

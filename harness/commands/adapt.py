@@ -22,14 +22,16 @@ def add_parser(sub) -> None:
 def main(args) -> int:
     from harness.config import parse_overrides
     from harness.data.prepare import load_dataset
+    from extractors.base import check_extractor_settings
     from extractors.sda.params import describe, parameter_counts
     from extractors.sda.store import adapter_meta, ensure_adapter
     from extractors.sda.train import check_settings, model_config, torchrun_ranks
     from extractors.store import make_extractor
 
-    dataset = load_dataset(args.dataset, args.profile)
     chosen = {"experts": args.experts, "loss": args.loss, "adapter": args.adapter}
     overrides = parse_overrides(args.overrides) | {k: v for k, v in chosen.items() if v is not None}
+    check_extractor_settings("sda", args.profile, overrides)  # before the data set is prepared
+    dataset = load_dataset(args.dataset, args.profile)
     s = make_extractor("sda", dataset, args.profile, overrides).settings()
     ranks, text = torchrun_ranks(), model_config(s).text_config
     check_settings(s, dataset.n_items, ranks.world, text.hidden_size)  # before the counts are printed

@@ -41,8 +41,10 @@ def gradient_table(dataset_name: str, profile: str | None, overrides: dict, batc
     from extractors.store import make_extractor
     from harness.config import results_dir
     from harness.data.prepare import load_dataset
-    from harness.fileio import atomic_path
+    from harness.fileio import atomic_path, check_output_file, csv_starts_with
 
+    if csv:  # before any work: a folder, or a file the harness did not write, is refused
+        check_output_file(Path(csv), "--csv", lambda p: csv_starts_with(p, ("dataset", "data_hash", "adapter")))
     dataset = load_dataset(dataset_name, profile)
     settings = {adapter: make_extractor(name, dataset, profile, overrides).settings()
                 for adapter, name in (("lora", "sda-lora"), ("moda", "sda"))}

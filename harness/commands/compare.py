@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
 def main(args) -> int:
     import pandas as pd
 
-    from harness.significance import paired_test
+    from harness.significance import format_p, paired_test
     from harness.store import ResultStore
 
     store = ResultStore()
@@ -27,6 +27,6 @@ def main(args) -> int:
         for metric in ("hit@10", "ndcg@10"):
             t = paired_test(store, args.run_a, args.run_b, metric, args.split, args.protocol, group)
             rows.append({"group": group, "metric": metric, "n": t.n, "a": t.mean_a, "b": t.mean_b,
-                         "t": t.t, "p": t.p, "p<0.05": "*" if t.significant else ""})
+                         "t": t.t, "p": format_p(t.p), "p<0.05": "*" if t.significant else ""})
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0

@@ -28,6 +28,8 @@ def add_parser(sub) -> None:
     export.add_argument("--format", required=True, choices=("mmrec", "recbole"), dest="fmt",
                         help="mmrec: <name>.inter (userID itemID x_label); recbole: atomic files")
     export.add_argument("--out", required=True, help="folder for the files (e.g. MMRec's data/<name>)")
+    export.add_argument("--force", action="store_true",
+                        help="replace the files of an earlier export in --out (other files are kept)")
     export.add_argument("--features", default=None,
                         help="mmrec (required): a feature set folder whose image_feat.npy/text_feat.npy to copy")
     add_common(export)
@@ -71,8 +73,10 @@ def stats_main(args) -> int:
 
     from harness.config import results_dir
     from harness.data.stats import stats_row
-    from harness.fileio import atomic_path
+    from harness.fileio import atomic_path, check_output_file
 
+    if args.csv:  # before any work: a folder, or a file the harness did not write, is refused
+        check_output_file(Path(args.csv), "--csv", is_stats_csv)
     dataset = _dataset(args)
     row = stats_row(dataset)
     print(row.to_string(index=False))
@@ -83,11 +87,23 @@ def stats_main(args) -> int:
     return 0
 
 
-def export_main(args) -> int:
-    from harness.data.export import export
+def is_stats_csv(path) -> bool:
+    """Whether `path` is a row `data stats` wrote (its header), so --csv may replace it."""
+    from harness.data.stats import COLUMNS
+    from harness.fileio import csv_starts_with
 
+    return csv_starts_with(path, COLUMNS)
+
+
+def export_main(args) -> int:
+    from pathlib import Path
+
+    from harness.data.export import export
+    from harness.fileio import check_output_folder
+
+    check_output_folder(Path(args.out), "--out")  # before any work (export checks its files again)
     dataset = _dataset(args)
-    written = export(dataset, args.fmt, args.out, args.features)
+    written = export(dataset, args.fmt, args.out, args.features, args.force)
     print(f"exported {dataset.name} ({args.fmt}): {', '.join(p.name for p in written)} -> {args.out}")
     return 0
 

@@ -40,10 +40,12 @@ def diagnostics_table(dataset_name: str, extractors: list[str], profile: str | N
     from extractors.store import load_or_extract
     from harness.config import results_dir
     from harness.data.prepare import load_dataset
-    from harness.fileio import atomic_path
+    from harness.fileio import atomic_path, check_output_file, csv_starts_with
 
     for name in extractors:
         EXTRACTORS.check(name)
+    if csv:  # before any work: a folder, or a file the harness did not write, is refused
+        check_output_file(Path(csv), "--csv", lambda p: csv_starts_with(p, ("dataset", "extractor", "feature_key")))
     dataset = load_dataset(dataset_name, profile)
     rows = []
     for name in extractors:

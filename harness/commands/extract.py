@@ -51,6 +51,7 @@ def main(args) -> int:
     from harness.data.prepare import load_dataset
     from harness.errors import HarnessError
 
+    from extractors.base import check_extractor_settings
     from extractors.registry import EXTRACTORS
     from extractors.shards import process_ranks
     from extractors.store import find_cached, load_or_extract, make_extractor
@@ -59,6 +60,7 @@ def main(args) -> int:
         raise HarnessError(f"--processes must be at least 1, not {args.processes}.")
     EXTRACTORS.check(args.extractor)
     overrides = parse_overrides(args.overrides)
+    check_extractor_settings(args.extractor, args.profile, overrides)  # before the data set is prepared
     dataset = load_dataset(args.dataset, args.profile)
     if args.processes > 1 and "WORLD_SIZE" not in os.environ:
         check_adapter_processes(make_extractor(args.extractor, dataset, args.profile, overrides).settings(),

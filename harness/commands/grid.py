@@ -1,7 +1,9 @@
 """grid: run a model's hyper-parameter grid on one (extractor, data set), pick on validation."""
 from __future__ import annotations
 
-from harness.commands import add_common
+from harness.commands import add_address, add_common
+from harness.config import positive_int
+from harness.executors import EXECUTORS
 
 ORDER = 25
 
@@ -14,8 +16,9 @@ def add_parser(sub) -> None:
                                    "to results/grid_summary.csv.")
     p.add_argument("--model", "-m", required=True, help="vbpr | slmrec | sasrec | bert4rec | pop | mmrec:<Name>")
     p.add_argument("--extractor", "-e", default="base", help="base (default) | clip | qwenvl | sda")
-    p.add_argument("--executor", default="local", help="local (default) | ray")
-    p.add_argument("--workers", type=int, default=1, help="parallel runs (one GPU each when GPUs exist)")
+    p.add_argument("--executor", default="local", choices=EXECUTORS, help="local (default) | ray")
+    p.add_argument("--workers", type=positive_int, default=1, help="parallel runs (one GPU each when GPUs exist)")
+    add_address(p)
     add_common(p)
     p.set_defaults(func=main)
 
@@ -25,7 +28,7 @@ def main(args) -> int:
     from harness.grid import run_grid
 
     out = run_grid(args.model, args.dataset, args.extractor, args.profile, parse_overrides(args.overrides),
-                   executor=args.executor, workers=args.workers)
+                   executor=args.executor, workers=args.workers, address=args.address)
     row = out["row"]
     print(f"\n{out['points'].to_string(index=False, float_format=lambda v: f'{v:.4f}')}")
     print(f"\nwinner on validation {row['valid_metric']} = {row['valid_value']:.4f}: {row['chosen']} "

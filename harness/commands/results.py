@@ -22,23 +22,23 @@ def add_parser(sub) -> None:
 def main(args) -> int:
     import pandas as pd
 
-    from harness.config import profile_name, results_dir
+    from harness.config import results_dir
+    from harness.errors import HarnessError
     from harness.store import ResultStore
 
+    if args.overrides:  # add_common's key=value slot: `results` has no settings, and a word is no filter
+        raise HarnessError(f"results takes no '{args.overrides[0]}'; filter with --model, --extractor, "
+                           "--dataset, --key or --profile.")
     store = ResultStore()
-    rows = []
+    rows, damaged = [], []
     for key in sorted(store.finished_keys()):
-        ident = store.manifest(key)["identity"]
-        if any(want and ident.get(field) != want for field, want in
-               (("model", args.model), ("extractor", args.extractor), ("dataset", args.dataset))):
+        try:
+            row = _row(store, key, args)
+        except HarnessError as err:  # list the others, then name it
+            damaged.append(err)
             continue
-        if (args.key and not key.startswith(args.key)) or (args.profile and ident["profile"] != profile_name(args.profile)):
-            continue
-        metrics = store.metrics(key)
-        test = metrics[(metrics["split"] == "test") & (metrics["protocol"] == "sampled")
-                       & (metrics["group"] == "overall") & (metrics["k"] == 10)].set_index("metric")["value"]
-        rows.append({k: ident[k] for k in ("run_key", "model", "extractor", "dataset", "profile")}
-                    | {"params": ident["params"], "HR@10": test.get("hit"), "NDCG@10": test.get("ndcg")})
+        if row is not None:
+            rows.append(row)
     print(f"runs under {store.root / 'runs'}: {len(rows)}")
     if rows:
         with pd.option_context("display.max_colwidth", 60, "display.width", 200):
@@ -48,4 +48,24 @@ def main(args) -> int:
         print(f"\n{kind} under {results_dir() / kind}: {len(files)}")
         for path in files:
             print(f"  {path.name}" + ("  (run_key per cell)" if path.suffix == ".csv" else ""))
+    if damaged:
+        more = f" ({len(damaged) - 1} more damaged runs are left out too)" if len(damaged) > 1 else ""
+        raise HarnessError(f"{damaged[0]}{more}")
     return 0
+
+
+def _row(store, key: str, args) -> dict | None:
+    """The listing row of finished run `key`, or None when the filters leave it out."""
+    from harness.config import profile_name
+
+    ident = store.manifest(key)["identity"]
+    if any(want and ident.get(field) != want for field, want in
+           (("model", args.model), ("extractor", args.extractor), ("dataset", args.dataset))):
+        return None
+    if (args.key and not key.startswith(args.key)) or (args.profile and ident.get("profile") != profile_name(args.profile)):
+        return None
+    metrics = store.metrics(key)
+    test = metrics[(metrics["split"] == "test") & (metrics["protocol"] == "sampled")
+                   & (metrics["group"] == "overall") & (metrics["k"] == 10)].set_index("metric")["value"]
+    return ({k: ident.get(k) for k in ("run_key", "model", "extractor", "dataset", "profile")}
+            | {"params": ident.get("params"), "HR@10": test.get("hit"), "NDCG@10": test.get("ndcg")})

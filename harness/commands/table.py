@@ -1,7 +1,9 @@
 """table: build a table or figure of the paper from its plan (configs/tables/<name>.yaml)."""
 from __future__ import annotations
 
-from harness.commands import add_common
+from harness.commands import add_address, add_common
+from harness.config import positive_int
+from harness.executors import EXECUTORS
 
 ORDER = 40
 
@@ -14,8 +16,9 @@ def add_parser(sub) -> None:
                                    "A killed build resumes where it stopped.")
     p.add_argument("name", help="plan name: table1 | table2 | table3 | figure3 | figure4 (configs/tables/)")
     p.add_argument("--datasets", nargs="+", default=None, help="only these of the plan's data sets")
-    p.add_argument("--executor", default="local", help="local (default) | ray: where grid points run")
-    p.add_argument("--workers", type=int, default=1, help="grid points in parallel (default 1)")
+    p.add_argument("--executor", default="local", choices=EXECUTORS, help="local (default) | ray: where grid points run")
+    p.add_argument("--workers", type=positive_int, default=1, help="grid points in parallel (default 1)")
+    add_address(p)
     add_common(p, dataset=False)
     p.set_defaults(func=main)
 
@@ -39,18 +42,37 @@ def main(args) -> int:
 
         table = statistics(plan, profile)
         caption = f"{plan.title}. {provenance_line(profile, dict(zip(table['dataset'], table['content_hash'])))}"
-        paths = write_statistics(table, plan, caption, results_dir() / "tables")
+        paths = write_statistics(table, plan.output_name(profile), caption, results_dir() / "tables")
         print(table.drop(columns=["content_hash"]).to_string(index=False))
     else:
         from harness.tables.build import build
         from harness.tables.report import write_figure, write_table
 
-        built = build(plan, profile, args.datasets, args.executor, args.workers)
+        check_inputs(plan, args.name, profile, args.datasets)
+
+        built = build(plan, profile, args.datasets, args.executor, args.workers, address=args.address)
         paths = (write_figure if plan.figure else write_table)(plan, built, profile)
         print(f"{plan.name}: {len(built.cells)} cells in {built.seconds:.0f} s "
-              f"(details of each run: {results_dir() / 'tables' / (plan.name + '.log')})")
+              f"(details of each run: {results_dir() / 'tables' / (built.name + '.log')})")
         for job, reason in built.failures.items():
             print(f"failed: {job.label}: {reason}", file=sys.stderr)
     for path in paths:
         print(f"written: {path}")
     return 1 if plan.kind != "stats" and built.failures else 0
+
+
+def check_inputs(plan, name: str, profile: str, datasets: list[str] | None) -> None:
+    """Every input the build lacks (raw files, weights, CNN vectors, item images), each named once
+    with its fix, before any work; nothing is written (harness plan lists the same with costs)."""
+    import sys
+
+    from harness.costs.report import missing_inputs
+    from harness.errors import HarnessError
+
+    missing = missing_inputs(plan.jobs(datasets), profile)
+    for what, fix in missing.items():
+        print(f"missing: {what}: {fix}", file=sys.stderr)
+    if missing:
+        only = f" --datasets {' '.join(datasets)}" if datasets else ""
+        raise HarnessError(f"{name} --profile {profile} lacks the {len(missing)} input(s) above; place them and run "
+                           f"again (`python -m harness plan {name} --profile {profile}{only}` lists each job).")

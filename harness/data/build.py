@@ -13,10 +13,13 @@ import pandas as pd
 
 from harness.data.negatives import sample_negatives
 from harness.errors import HarnessError
-from harness.fileio import atomic_dir, files_sha256, write_json
+from harness.fileio import atomic_dir, combined_sha256, file_sha256, write_json
 
 CONTENT_FILES = ("items.csv", "users.csv", "interactions.csv",
                  "negatives_valid.npy", "negatives_test.npy")
+# Everything `prepare` and `data images` write into a dataset directory: a folder holding only
+# these (and meta.json) is one the harness made, so --force may replace it.
+DATASET_ENTRIES = (*CONTENT_FILES, "meta.json", "images", "images_report.csv", "images_report.json")
 ITEM_COLUMNS = ("title", "brand", "categories", "price", "description", "image")
 # 2: identifier columns of a sequences source (Toys' transrec_item_id) are no longer item meta
 FORMAT_VERSION = 2
@@ -26,6 +29,15 @@ def tail_items(popularity: np.ndarray, threshold: int) -> np.ndarray:
     """The tail rule (DESIGN): an item is tail when it has fewer than `threshold` interactions
     in the whole data set (train, valid and test)."""
     return popularity < threshold
+
+
+def is_dataset_dir(path: Path) -> bool:
+    """A dataset directory the harness wrote: meta.json and nothing but its own files (and the
+    `.*.tmp` temporaries of its atomic writes)."""
+    path = Path(path)
+    return (path / "meta.json").is_file() and all(
+        p.name in DATASET_ENTRIES or (p.name.startswith(".") and p.name.endswith(".tmp"))
+        for p in path.iterdir())
 
 
 def _split_labels(user_codes: np.ndarray) -> np.ndarray:
@@ -66,13 +78,14 @@ def _item_table(items: pd.DataFrame, used: list[str], where: str) -> pd.DataFram
 
 
 def build_dataset(out_dir: Path, interactions: pd.DataFrame, items: pd.DataFrame, spec,
-                  sources: dict[str, str], items_where: str, render_images=None) -> dict:
+                  sources: dict[str, str], items_where: str, render_images=None, rebuild: str = "") -> dict:
     """`interactions`: user, item, time rows already filtered and in (user, time) order.
 
     `items`: the item table keyed by `raw_id` (plus any of ITEM_COLUMNS and an optional `meta`).
     Item index = order of first appearance in the item table; user index = order of appearance.
     `render_images(folder, item_table)`, if given, writes images into the new directory and
-    returns each item's image path, before anything is renamed into place.
+    returns each item's image path, before anything is renamed into place. `rebuild`: the command
+    that prepares it again, kept in meta.json for the errors of a later load by path.
     """
     if interactions.empty:
         raise HarnessError("no interactions are left after filtering; check the source files and "
@@ -120,6 +133,7 @@ def build_dataset(out_dir: Path, interactions: pd.DataFrame, items: pd.DataFrame
         rows.to_csv(tmp / "interactions.csv", index=False)
         np.save(tmp / "negatives_valid.npy", neg_valid)
         np.save(tmp / "negatives_test.npy", neg_test)
+        hashes = {f: file_sha256(tmp / f) for f in CONTENT_FILES}
         meta = {
             "format_version": FORMAT_VERSION,
             "name": spec.name,
@@ -127,7 +141,9 @@ def build_dataset(out_dir: Path, interactions: pd.DataFrame, items: pd.DataFrame
             "recipe": spec.recipe_settings() | {"min_count": spec.min_count},
             "sources": sources,
             "stats": stats,
-            "content_hash": files_sha256([tmp / f for f in CONTENT_FILES]),
+            "content_hash": combined_sha256(hashes.values()),
+            "files": hashes,  # per file, so a load can name the one that changed
+            "rebuild": rebuild,
         }
         write_json(tmp / "meta.json", meta)
     return meta

@@ -11,35 +11,86 @@ import scipy.sparse as sp
 
 from harness.data.build import CONTENT_FILES, FORMAT_VERSION, tail_items
 from harness.errors import HarnessError
-from harness.fileio import read_json, stable_key
+from harness.fileio import changed_files, files_sha256, read_json, stable_key, unreadable
 
 SPLITS = ("valid", "test")
 
 
 class Dataset:
-    """Read-only view of a dataset directory. Items and users are 0-based indices."""
+    """Read-only view of a dataset directory. Items and users are 0-based indices.
 
-    def __init__(self, path: str | Path):
+    Loading checks every content file against its hash in meta.json, so a truncated or edited
+    file is named with `rebuild` (the command that prepares this directory again) instead of
+    being read as data. `rebuild` is known when the data set was asked for by name or source
+    folder, else meta.json holds it; where neither tells, the message names the command's form.
+    """
+
+    def __init__(self, path: str | Path, rebuild: str | None = None):
         self.path = Path(path)
+        self.rebuild = rebuild or (f"`python -m harness data prepare --dataset SOURCE --out {self.path} --force` "
+                                   "(SOURCE: the data set name or folder it was prepared from)")
         missing = [f for f in (*CONTENT_FILES, "meta.json") if not (self.path / f).exists()]
         if missing:
             raise HarnessError(f"{self.path} is not a prepared data set (no {missing[0]}); "
-                               "run `python -m harness data prepare` first.")
-        self.meta = read_json(self.path / "meta.json")
-        if self.meta.get("format_version") != FORMAT_VERSION:
-            raise HarnessError(f"{self.path} was prepared by another harness version; prepare it again.")
+                               f"prepare it with {self.rebuild}.")
+        self.meta = self._read_meta()
+        self.rebuild = rebuild or self.meta.get("rebuild") or self.rebuild
+        self._check_content()
         self.name: str = self.meta["name"]
         self.content_hash: str = self.meta["content_hash"]
-        rows = pd.read_csv(self.path / "interactions.csv")
         self.n_users = int(self.meta["stats"]["users"])
         self.n_items = int(self.meta["stats"]["items"])
-        users, items, split = rows["user"].to_numpy(), rows["item"].to_numpy(), rows["split"].to_numpy()
+        try:
+            rows = pd.read_csv(self.path / "interactions.csv")
+            users, items, split = rows["user"].to_numpy(), rows["item"].to_numpy(), rows["split"].to_numpy()
+            self.negatives = {s: np.load(self.path / f"negatives_{s}.npy") for s in SPLITS}
+        except (OSError, ValueError, KeyError) as err:  # only where meta.json's hashes could not tell
+            raise self.damaged("", f"interactions.csv or negatives_*.npy: {type(err).__name__}: {err}") from None
         train = split == "train"
         self.train_users, self.train_items = users[train], items[train]
         self.targets = {s: self._per_user(users, items, split == s) for s in SPLITS}
-        self.negatives = {s: np.load(self.path / f"negatives_{s}.npy") for s in SPLITS}
         self.item_popularity = np.bincount(items, minlength=self.n_items)
         self.item_is_tail = tail_items(self.item_popularity, int(self.meta["recipe"]["tail_threshold"]))
+
+    def damaged(self, file: str, why: str) -> HarnessError:
+        return HarnessError(f"{self.path / file} is damaged ({why}); rebuild the data set with {self.rebuild}.")
+
+    def _read_meta(self) -> dict:
+        try:
+            meta = read_json(self.path / "meta.json")
+        except OSError as err:
+            raise unreadable(self.path / "meta.json", err) from None
+        except ValueError as err:  # not JSON (JSONDecodeError, UnicodeDecodeError)
+            raise self.damaged("meta.json", f"not JSON: {err}") from None
+        if not isinstance(meta, dict) or meta.get("format_version") is None:
+            raise self.damaged("meta.json", "no format_version")
+        if meta["format_version"] != FORMAT_VERSION:
+            raise HarnessError(f"{self.path} was prepared by another harness version; prepare it again "
+                               f"with {self.rebuild}.")
+        try:
+            meta["name"], meta["content_hash"], meta["recipe"]["tail_threshold"]
+            int(meta["stats"]["users"]), int(meta["stats"]["items"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise self.damaged("meta.json", f"no valid {err}") from None
+        return meta
+
+    def _check_content(self) -> None:
+        """Every content file against meta.json: per file where it records them, else the
+        combined content hash (data sets prepared before per-file hashes)."""
+        try:
+            recorded = self.meta.get("files")
+            if isinstance(recorded, dict):
+                changed = changed_files(self.path, {f: recorded.get(f, "") for f in CONTENT_FILES})
+            else:
+                if files_sha256(self.path / f for f in CONTENT_FILES) != self.meta["content_hash"]:
+                    raise self.damaged("", f"one of {', '.join(CONTENT_FILES)} does not match the "
+                                           "content hash in meta.json")
+                changed = []
+        except OSError as err:
+            raise unreadable(err.filename or self.path, err) from None
+        if changed:
+            raise self.damaged(changed[0], "its content does not match its hash in meta.json: "
+                                           "changed or cut short after `prepare` wrote it")
 
     def _per_user(self, users, items, mask) -> np.ndarray:
         out = np.full(self.n_users, -1, dtype=np.int64)

@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 from harness.errors import HarnessError
-from harness.fileio import atomic_path
+from harness.fileio import atomic_path, check_output_folder
 
 FORMATS = ("mmrec", "recbole")
 SPLITS = ("train", "valid", "test")
@@ -49,7 +49,7 @@ def _write_yaml(path: Path, config: dict, comment: str) -> Path:
     return path
 
 
-def export_mmrec(dataset, out: Path, features: Path | None = None) -> list[Path]:
+def export_mmrec(dataset, out: Path, features: Path | None = None, force: bool = False) -> list[Path]:
     if features is None:
         raise HarnessError("MMRec's multimodal models load image_feat.npy and text_feat.npy named in the "
                            "exported YAML: pass --features FOLDER, a feature set of this data set "
@@ -57,6 +57,7 @@ def export_mmrec(dataset, out: Path, features: Path | None = None) -> list[Path]
     from extractors.featureset import FeatureSet
 
     FeatureSet.load(features, dataset)  # refuses a feature set made for another data set
+    check_out(out, "mmrec", dataset.name, force)
     rows = _interactions(dataset)
     inter = pd.DataFrame({"userID": rows["user"], "itemID": rows["item"],
                           "x_label": rows["split"].map(MMREC_LABELS)})
@@ -88,7 +89,8 @@ def _category_tokens(categories: str) -> str:
     return " ".join("_".join(str(c).split()) for c in first)
 
 
-def export_recbole(dataset, out: Path) -> list[Path]:
+def export_recbole(dataset, out: Path, force: bool = False) -> list[Path]:
+    check_out(out, "recbole", dataset.name, force)
     rows = _interactions(dataset)
     inter = pd.DataFrame({"user_id:token": rows["user"], "item_id:token": rows["item"],
                           "timestamp:float": rows["position"]})
@@ -114,14 +116,32 @@ def export_recbole(dataset, out: Path) -> list[Path]:
     return written
 
 
-def export(dataset, fmt: str, out: str | Path, features: str | Path | None = None) -> list[Path]:
+def export_names(fmt: str, name: str) -> list[str]:
+    """The files an export of data set `name` in format `fmt` writes."""
+    if fmt == "mmrec":
+        return [f"{name}.inter", *FEATURE_FILES, f"{name}.yaml"]
+    return [f"{name}.inter", *(f"{name}.{split}.inter" for split in SPLITS), f"{name}.item", f"{name}.yaml"]
+
+
+def check_out(out: Path, fmt: str, name: str, force: bool) -> None:
+    """Before anything is written: `out` must be a folder, and files of the same names (an earlier
+    export, or a user's own) are replaced only with --force; other files there are never touched."""
+    check_output_folder(out, "--out")
+    there = [n for n in export_names(fmt, name) if (out / n).exists()]
+    if there and not force:
+        raise HarnessError(f"--out {out} already holds {there[0]}; add --force to replace the files of an "
+                           "earlier export (other files there are kept), or choose another --out.")
+
+
+def export(dataset, fmt: str, out: str | Path, features: str | Path | None = None,
+           force: bool = False) -> list[Path]:
     """Write `dataset` in format `fmt` into folder `out`; returns the files written."""
     out = Path(out)
     if fmt == "mmrec":
-        return export_mmrec(dataset, out, Path(features) if features else None)
+        return export_mmrec(dataset, out, Path(features) if features else None, force)
     if fmt == "recbole":
         if features:
             raise HarnessError("RecBole's atomic files hold no feature arrays; drop --features or "
                                "use --format mmrec.")
-        return export_recbole(dataset, out)
+        return export_recbole(dataset, out, force)
     raise HarnessError(f"unknown export format '{fmt}'; use one of {', '.join(FORMATS)}.")

@@ -11,13 +11,13 @@ from pathlib import Path
 import pandas as pd
 
 from harness.config import artifacts_dir
-from harness.data.build import FORMAT_VERSION, build_dataset
+from harness.data.build import FORMAT_VERSION, build_dataset, is_dataset_dir
 from harness.data.dataset import Dataset
 from harness.data.recipes import apply_recipe
 from harness.data.sequences import read_sequences_source
 from harness.data.spec import DatasetSpec, dataset_spec
 from harness.errors import HarnessError
-from harness.fileio import file_sha256, stable_key
+from harness.fileio import check_output_folder, file_sha256, stable_key, unreadable
 
 
 def source_files(spec: DatasetSpec) -> list[Path]:
@@ -44,8 +44,7 @@ def check_sources(spec: DatasetSpec, dataset: Dataset) -> None:
         if file_sha256(path) != recorded[path.name]:
             raise HarnessError(
                 f"{dataset.path} is stale: {path} changed after the data set was prepared from it; "
-                f"prepare it again with `python -m harness data prepare --dataset {spec.name} --force` "
-                "(add the --profile and overrides you prepared it with).")
+                f"prepare it again with {dataset.rebuild}.")
 
 
 def _read_source(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, dict, str]:
@@ -76,10 +75,31 @@ def dataset_dir(spec: DatasetSpec) -> Path:
     return artifacts_dir() / "datasets" / f"{spec.name}-{key}"
 
 
+def _check_out(spec: DatasetSpec, out_dir: Path) -> None:
+    """Refuse a user-given --out whose replacement would lose files the harness did not write: a
+    file, a folder of other files, the source folder or anything inside or around it."""
+    out = out_dir.expanduser().resolve()
+    for source in source_files(spec):
+        folder = source.resolve().parent
+        if out == folder or folder in out.parents or out in folder.parents:
+            where = "is the source folder" if out == folder else (
+                "is inside the source folder" if folder in out.parents else "holds the source folder")
+            raise HarnessError(f"--out {out_dir} {where} {folder}; the harness never writes into its "
+                               "sources: give --out a folder outside it.")
+    check_output_folder(out_dir, "--out")  # a file, or a path under one
+    if out.is_dir() and any(out.iterdir()) and not is_dataset_dir(out):
+        example = sorted(p.name for p in out.iterdir())[0]
+        raise HarnessError(f"--out {out_dir} holds files the harness did not write (e.g. '{example}'); give "
+                           "--out a new or empty folder (--force replaces only a prepared data set).")
+
+
 def prepare(spec: DatasetSpec, out_dir: Path | None = None, force: bool = False) -> Dataset:
+    rebuild = spec.prepare_command(out_dir)
+    if out_dir:
+        _check_out(spec, Path(out_dir))
     out_dir = Path(out_dir) if out_dir else dataset_dir(spec)
     if (out_dir / "meta.json").exists() and not force:
-        dataset = Dataset(out_dir)
+        dataset = Dataset(out_dir, rebuild)
         # An explicit --out may hold another preparation: never hand it back as this one.
         if dataset.name != spec.name or dataset.meta["recipe"] != spec.recipe_settings():
             raise HarnessError(f"{out_dir} holds {dataset.name} prepared with other settings "
@@ -87,17 +107,26 @@ def prepare(spec: DatasetSpec, out_dir: Path | None = None, force: bool = False)
         check_sources(spec, dataset)
         return dataset
     inter, items, hashes, items_where = _read_source(spec)
+    users = inter["user"].nunique()
     inter = apply_recipe(inter, spec.recipe, spec.min_count, spec.min_user_len)
+    dropped = users - inter["user"].nunique()
+    if dropped:  # said, never silent: the data set has fewer users than the source
+        print(f"{spec.name}: dropped {dropped} of {users} users left with fewer than {spec.min_user_len} "
+              f"interactions by recipe '{spec.recipe}' (min_count {spec.min_count}, min_user_len {spec.min_user_len}).")
     render = None
     if spec.images == "render":
         from extractors.images import render_item_images as render
-    build_dataset(out_dir, inter, items, spec, hashes, items_where, render_images=render)
-    return Dataset(out_dir)
+    build_dataset(out_dir, inter, items, spec, hashes, items_where, render_images=render, rebuild=rebuild)
+    return Dataset(out_dir, rebuild)
 
 
 def load_dataset(name_or_path: str, profile: str | None = None, overrides: dict | None = None) -> Dataset:
     """A prepared directory path, or a configured data set name (prepared on first use)."""
     path = Path(name_or_path)
-    if (path / "meta.json").exists():
+    try:
+        prepared = (path / "meta.json").exists()
+    except OSError as err:  # a folder this process may not enter
+        raise unreadable(path, err) from None
+    if prepared:
         return Dataset(path)
     return prepare(dataset_spec(name_or_path, profile, overrides))

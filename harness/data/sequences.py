@@ -1,21 +1,23 @@
 """The P5-style source of ../shared/data: sequences.txt (user then items in time order) + items.tsv."""
 from __future__ import annotations
 
+import codecs
 import html
-import io
 from pathlib import Path
 
 import pandas as pd
 
 from harness.errors import HarnessError
+from harness.fileio import unreadable
 
 
 def read_sequences_source(folder: Path) -> tuple[list[str], list[list[str]], pd.DataFrame]:
     """Return raw user ids, each user's raw item ids in time order, and the item table."""
     seq_path, items_path = folder / "sequences.txt", folder / "items.tsv"
     for p in (seq_path, items_path):
-        if not p.exists():
-            raise HarnessError(f"{p} is missing; a sequences source needs sequences.txt and items.tsv.")
+        if not p.is_file():
+            raise HarnessError(f"{p} is {'a folder' if p.is_dir() else 'missing'}; a sequences source needs "
+                               "the files sequences.txt and items.tsv.")
     users, histories, first_line = [], [], {}
     for line_no, line in enumerate(_utf8_text(seq_path).split("\n"), 1):
         parts = line.split()
@@ -29,9 +31,7 @@ def read_sequences_source(folder: Path) -> tuple[list[str], list[list[str]], pd.
         first_line[parts[0]] = line_no
         users.append(parts[0])
         histories.append(parts[1:])
-    items = pd.read_csv(io.StringIO(_utf8_text(items_path)), sep="\t", dtype=str, keep_default_na=False, quoting=3)
-    if "item_id" not in items.columns:
-        raise HarnessError(f"{items_path}: the header has no 'item_id' column.")
+    items = read_items_table(items_path)
     known = set(items["item_id"])
     for user, history in zip(users, histories):
         unknown = [i for i in history if i not in known]
@@ -53,9 +53,51 @@ def read_sequences_source(folder: Path) -> tuple[list[str], list[list[str]], pd.
     return users, histories, items
 
 
+def read_items_table(path: Path) -> pd.DataFrame:
+    """items.tsv as strings: a header with item_id, then one tab-separated row per item.
+
+    Read here rather than by pandas so that every refusal names its line: a row with more fields
+    than the header (a tab inside a title) and a second row of an item that says something else.
+    A repeat identical to the item's first row is read once, and said.
+    """
+    lines = [(no, line.rstrip("\r")) for no, line in enumerate(_utf8_text(path).split("\n"), 1)]
+    lines = [(no, line) for no, line in lines if line]
+    if not lines:
+        raise HarnessError(f"{path} is empty; write a header line with an item_id column, then one "
+                           "tab-separated row per item.")
+    header = lines[0][1].split("\t")
+    if "item_id" not in header:
+        raise HarnessError(f"{path}: the header has no 'item_id' column.")
+    id_at = header.index("item_id")
+    rows, first = [], {}
+    for no, line in lines[1:]:
+        fields = line.split("\t")
+        if len(fields) > len(header):
+            raise HarnessError(f"{path}:{no}: {len(fields)} tab-separated fields, but the header has "
+                               f"{len(header)}; a tab inside a value (a title?) splits it: replace it with a space.")
+        fields += [""] * (len(header) - len(fields))
+        item = fields[id_at]
+        if item in first:
+            seen_no, seen = first[item]
+            if fields != seen:
+                raise HarnessError(f"{path}:{no}: item '{item}' also has line {seen_no}, with other values; "
+                                   "keep one row per item.")
+            continue
+        first[item] = (no, fields)
+        rows.append(fields)
+    if len(rows) < len(lines) - 1:
+        print(f"{path}: {len(lines) - 1 - len(rows)} rows repeat an earlier row of the same item; each is read once.")
+    return pd.DataFrame(rows, columns=header, dtype=str)
+
+
 def _utf8_text(path: Path) -> str:
-    """The file's text, refusing a byte that is not UTF-8 with its line number."""
-    data = path.read_bytes()
+    """The file's text, refusing a byte that is not UTF-8 with its line number. A byte-order mark
+    (some editors write one) is not part of the text: it would glue onto the first user or column."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise unreadable(path, err) from None
+    data = data.removeprefix(codecs.BOM_UTF8)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:

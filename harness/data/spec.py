@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import re
+import shlex
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-from harness.config import REPO_ROOT, at_least, build, load_group, profile_name
+from harness.config import REPO_ROOT, at_least, build, load_group, profile_name, raw_dir
 from harness.data.recipes import RECIPES
 from harness.errors import HarnessError
+from harness.fileio import unreadable
 
 
 @dataclass
@@ -27,16 +31,29 @@ class DatasetSpec:
     # users with fewer interactions after filtering are dropped (3: a training item, valid, test)
     min_user_len: int = field(default=3, metadata={"rule": at_least(3)})
     n_negatives: int = field(default=100, metadata={"rule": at_least(1)})
-    negative_seed: int = 2024
+    negative_seed: int = field(default=2024, metadata={"rule": at_least(0)})  # numpy seeds are >= 0
     # an item is tail when it has fewer interactions than this
     tail_threshold: int = field(default=4, metadata={"rule": at_least(1)})
     # none | render (synthetic images for bundled mini data)
     images: str = field(default="none", metadata={"rule": ("none", "render")})
+    # this data set's own extractor settings, {extractor: {setting: value}}, over the extractor's
+    # profile block (the authors adapt Sports for 2,000 steps, the others for 4,000)
+    extractors: dict = field(default_factory=dict, metadata={"rule": lambda v: _extractor_blocks(v)})
+    # How the user asked for this data set, as `data prepare` arguments (set by dataset_spec and
+    # folder_spec): what an error names to rebuild it. Not a setting.
+    prepare_args: ClassVar[tuple[str, ...]] = ()
+
+    def prepare_command(self, out: Path | None = None) -> str:
+        """The exact command that prepares this data set again, replacing what is there."""
+        words = ["python", "-m", "harness", "data", "prepare", *(self.prepare_args or ("--dataset", self.name))]
+        words += ["--out", str(out)] if out else []
+        return f"`{shlex.join([*words, '--force'])}`"
 
     def resolve(self, value: str) -> Path:
-        """Relative paths in dataset configs are relative to the repository root."""
+        """A path of this config: relative ones are under the raw folder (HARNESS_RAW, default
+        raw/ in the checkout) for raw Amazon files, else under the repository root (bundled data)."""
         path = Path(value).expanduser()
-        return path if path.is_absolute() else REPO_ROOT / path
+        return path if path.is_absolute() else (raw_dir() if self.source == "amazon" else REPO_ROOT) / path
 
     def recipe_settings(self) -> dict:
         """The settings that change the prepared content (the dataset directory's key)."""
@@ -46,22 +63,53 @@ class DatasetSpec:
 
 
 def is_sequences_folder(value: str) -> bool:
-    return (Path(value).expanduser() / "sequences.txt").is_file()
+    try:
+        return (Path(value).expanduser() / "sequences.txt").is_file()
+    except OSError as err:  # a folder this process may not enter
+        raise unreadable(value, err) from None
+
+
+def _override_words(overrides: dict | None) -> list[str]:
+    return [f"{k}={v}" for k, v in (overrides or {}).items()]
+
+
+def _name_from(text: str) -> str:
+    """A valid data set name close to `text` (accents dropped, other characters to '_')."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_text).strip("._-") or "data"
 
 
 def folder_spec(folder: str, name: str | None = None, overrides: dict | None = None) -> DatasetSpec:
     """A folder of sequences.txt + items.tsv with the 5-core sets' settings (already filtered:
     recipe none; DatasetSpec's tail threshold, negatives and seed), saying what it assumed."""
     path = Path(folder).expanduser().resolve()
-    name = name or path.name
+    given_name, name = name, name or path.name
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise HarnessError(f"'{name}' cannot name a data set; give --name with letters, digits, '.', '_' or '-'.")
+        # `run` and `grid` have no --name: the fix that works from any command is to prepare the
+        # folder under a valid name, then use the prepared directory.
+        what = f"--name '{name}'" if given_name else f"the folder's name '{name}'"
+        command = shlex.join(["python", "-m", "harness", "data", "prepare", "--dataset", str(path),
+                              "--name", _name_from(name), *_override_words(overrides)])
+        raise HarnessError(f"{what} cannot name a data set (letters, digits, '.', '_' or '-' only); prepare it "
+                           f"as `{command}` and give the folder it prints to --dataset.")
     values = {"recipe": "none", **(overrides or {}), "source": "sequences", "path": str(path), "name": name}
     spec = build(DatasetSpec, values, f"data set folder {path}")
+    spec.prepare_args = ("--dataset", str(path), *(("--name", name) if given_name else ()),
+                         *_override_words(overrides))
     print(f"{path}: a sequences source named '{name}'; assumed recipe={spec.recipe}, "
           f"tail_threshold={spec.tail_threshold}, n_negatives={spec.n_negatives}, "
           f"negative_seed={spec.negative_seed}, domain={spec.domain} (change any with key=value).")
     return spec
+
+
+def _extractor_blocks(value) -> str | None:
+    """What `extractors:` of a data set config accepts: a mapping of extractor names to mappings."""
+    from extractors.registry import EXTRACTORS
+
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        return "a mapping of extractor names to settings, e.g. {sda: {steps: 2000}}"
+    unknown = [k for k in value if k not in EXTRACTORS.names()]
+    return f"extractor names ({', '.join(EXTRACTORS.names())}), not {unknown[0]}" if unknown else None
 
 
 def dataset_spec(name: str, profile: str | None = None, overrides: dict | None = None) -> DatasetSpec:
@@ -80,4 +128,6 @@ def dataset_spec(name: str, profile: str | None = None, overrides: dict | None =
             f"use one of {sorted(per_profile)} or add it to configs/datasets/{name}.yaml."
         )
     values = {**raw, **per_profile.get(profile, {}), **(overrides or {}), "name": name}
-    return build(DatasetSpec, values, f"configs/datasets/{name}.yaml")
+    spec = build(DatasetSpec, values, f"configs/datasets/{name}.yaml")
+    spec.prepare_args = ("--dataset", name, "--profile", profile, *_override_words(overrides))
+    return spec

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+COLUMNS = ("dataset", "users", "items", "interactions", "sparsity", "avg_length", "tail_items",
+           "tail_test_users", "tail_threshold", "content_hash")
+
 
 def stats_row(dataset) -> pd.DataFrame:
     s = dataset.meta["stats"]
@@ -13,4 +16,4 @@ def stats_row(dataset) -> pd.DataFrame:
         "tail_items": s["tail_items"], "tail_test_users": s["tail_test_users"],
         "tail_threshold": dataset.meta["recipe"]["tail_threshold"],
         "content_hash": dataset.content_hash,
-    }])
+    }], columns=list(COLUMNS))

@@ -29,20 +29,25 @@ def statistics(plan: Plan, profile: str) -> pd.DataFrame:
     return table[["dataset", "source", *COLUMNS, "tail_threshold", "content_hash"]]
 
 
-def write_statistics(table: pd.DataFrame, plan: Plan, caption: str, out_dir: Path) -> list[Path]:
+def write_statistics(table: pd.DataFrame, name: str, caption: str, out_dir: Path) -> list[Path]:
+    """<out_dir>/<name>.{csv,md,tex}; `name` is the plan's output name for the profile, so that
+    another profile's Table 2 never writes over this one."""
+    from harness.tables.render import latex_float
+
     shown = table.rename(columns={"dataset": "Data set", "source": "Source", **COLUMNS})
     shown = shown[["Data set", "Source", *COLUMNS.values()]]
     for col in ("Users", "Items", "Interactions", "Tail items", "Tail test users"):
         shown[col] = shown[col].map(lambda v: "–" if pd.isna(v) else f"{int(v):,}")
     shown["Mean length"] = shown["Mean length"].map(lambda v: "–" if pd.isna(v) else f"{v:.2f}")
     shown["Sparsity %"] = shown["Sparsity %"].map(lambda v: f"{v:.3f}")
+    # pandas writes the booktabs tabular ("–" as "--" for pdflatex); the float is the one every table uses.
+    tabular = shown.replace("–", "--").to_latex(index=False, escape=True, column_format="ll" + "r" * len(COLUMNS))
     texts = {"csv": None,
              "md": f"**Table 2.** {caption}\n\n{shown.to_markdown(index=False)}\n",
-             "tex": shown.to_latex(index=False, caption=caption, label=f"tab:{plan.name}", escape=True,
-                                   column_format="ll" + "r" * len(COLUMNS))}
+             "tex": latex_float(tabular, caption, label=f"tab:{name.split('.')[0]}")}
     paths = []
     for suffix, text in texts.items():
-        path = out_dir / f"{plan.name}.{suffix}"
+        path = out_dir / f"{name}.{suffix}"
         with atomic_path(path) as tmp:
             if text is None:
                 table.to_csv(tmp, index=False)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.config import CONFIG_DIR, config_names, load_group, load_yaml
+from harness.config import CONFIG_DIR, DEFAULT_PROFILE, config_names, load_group, load_yaml
 from harness.errors import HarnessError
 
 GROUPS = ("overall", "tail")
@@ -57,8 +57,12 @@ class Plan:
     figure: str | None = None  # a plot of harness.tables.figures, for figure plans
     delta_against: str | None = None  # a variant: add each row's mean relative change to it (Table 3)
     headline: bool = False  # add ours' average relative gain over the best baseline (Table 1's claim)
-    overrides: dict = field(default_factory=dict)  # key=value settings for every job (a row's win)
+    # key=value settings for every job that has the setting (a row's own overrides win); a key
+    # that no row's model, grid, trainer or extractor has is refused when the plan loads
+    overrides: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # what this plan's jobs ask of a Ray cluster, over the profile's `resources:` (harness.cluster)
+    resources: dict = field(default_factory=dict)
 
     def jobs(self, datasets: list[str] | None = None) -> list[Job]:
         """Every job, data sets outermost (so a data set's features and teacher are built once
@@ -69,8 +73,43 @@ class Plan:
             raise HarnessError(f"plan '{self.name}' has no data set '{unknown[0]}'; it covers "
                                f"{', '.join(self.datasets)} (edit configs/tables/{self.name}.yaml to add one).")
         return [Job(row["model"], row["extractor"], dataset, row.get("variant", ""),
-                    tuple(sorted({**self.overrides, **(row.get("overrides") or {})}.items())))
+                    tuple(sorted({**self.overrides_for(row), **(row.get("overrides") or {})}.items())))
                 for dataset in chosen for row in self.rows]
+
+    def overrides_for(self, row: dict) -> dict:
+        """The plan-wide overrides that apply to `row`: those its model, grid, trainer or extractor
+        takes (`extractor.pca_dim` reaches the rows whose extractor has pca_dim, and no other)."""
+        return {k: v for k, v in self.overrides.items() if _takes(row["model"], row["extractor"], k)}
+
+    def output_name(self, profile: str, datasets: list[str] | None = None) -> str:
+        """The file stem of this plan's outputs, so that builds of different profiles and partial
+        builds never overwrite each other: `table1` (default profile, every data set),
+        `table1.paper` (another profile), `table1.partial-toys` (some data sets, in plan order)."""
+        name = self.name if profile == DEFAULT_PROFILE else f"{self.name}.{profile}"
+        chosen = [d for d in self.datasets if d in (datasets or self.datasets)]
+        return name if chosen == self.datasets else f"{name}.partial-{'-'.join(_stem(d) for d in chosen)}"
+
+
+def _stem(dataset: str) -> str:
+    """A data set's name as a file name part (a prepared directory's path gives its last part)."""
+    return Path(dataset).name
+
+
+def _takes(model: str, extractor: str, key: str) -> bool:
+    """Whether a job of `model` with `extractor` has setting `key` (a key=value override's key)."""
+    import dataclasses
+
+    from extractors.registry import EXTRACTORS
+    from recommenders import MODELS
+    from recommenders.trainer import TrainConfig
+
+    head, dot, rest = key.partition(".")
+    if dot and head == "train":
+        return rest in {f.name for f in dataclasses.fields(TrainConfig)}
+    if dot and head == "extractor":
+        return rest == "modalities" or rest in EXTRACTORS.get(extractor).defaults
+    name = rest if dot and head in ("grid", "model") else key
+    return name in MODELS.get(model).resolve_params({})
 
 
 def plan_names() -> list[str]:
@@ -117,6 +156,11 @@ def _check(plan: Plan, where) -> None:
         EXTRACTORS.check(row["extractor"])
         row.setdefault("variant", row["extractor"])
         row["variant"] = str(row["variant"])
+    for key in plan.overrides:
+        if not any(_takes(row["model"], row["extractor"], key) for row in plan.rows):
+            raise HarnessError(f"{where}: override '{key}' is a setting of none of the plan's models, grids, "
+                               "trainer or extractors; check its spelling (e.g. train.max_epochs, "
+                               "extractor.pca_dim, grid.reg_weight).")
     for group in plan.groups:
         if group not in GROUPS:
             raise HarnessError(f"{where}: group '{group}' is not one of {', '.join(GROUPS)}.")

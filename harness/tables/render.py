@@ -41,12 +41,11 @@ def render_markdown(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[
 
 def render_latex(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str], caption: str,
                  notes: Sequence[str] = ()) -> str:
-    """A booktabs `table` float (needs \\usepackage{booktabs}): one header line per column level,
+    """A booktabs tabular in a full-width float (`latex_float`): one header line per column level,
     \\multicolumn over equal labels with \\cmidrule under them, \\midrule between row groups."""
     row_keys, col_keys, text, paper, n_row = _layout(cells, rows, columns, "tex")
     k = len(rows)
-    lines = ["\\begin{table}[t]", "\\centering", f"\\caption{{{_tex(caption)}}}",
-             f"\\begin{{tabular}}{{{'l' * k}{'r' * len(col_keys)}}}", "\\toprule"]
+    lines = [f"\\begin{{tabular}}{{{'l' * k}{'r' * len(col_keys)}}}", "\\toprule"]
     for level in range(len(columns) - 1):
         spans = _spans([c[:level + 1] for c in col_keys])
         heads = [f"\\multicolumn{{{b - a}}}{{c}}{{{_tex(label[-1])}}}" for label, a, b in spans]
@@ -68,9 +67,20 @@ def render_latex(cells: pd.DataFrame, rows: Sequence[str], columns: Sequence[str
                                                for c in col_keys]) + " \\\\")
     lines += ["\\midrule", " & ".join(["$n$", *[""] * (k - 1), *n_row]) + " \\\\", "\\bottomrule",
               "\\end{tabular}"]
+    return latex_float("\n".join(lines), caption, notes)
+
+
+def latex_float(tabular: str, caption: str, notes: Sequence[str] = (), label: str = "") -> str:
+    """A tabular as a paper pastes it (needs booktabs and graphicx): a full-width `table*` float (both
+    columns of a two-column paper, the text block of a one-column one), caption on top, notes in
+    \\footnotesize below. A tabular wider than \\textwidth is scaled down to it, never up (Table 1's
+    14 columns are 258 pt too wide for a letter page with 1-inch margins); caption and notes wrap."""
+    lines = ["\\begin{table*}[tp]", "\\centering", f"\\caption{{{_tex(caption)}}}"]
+    lines += [f"\\label{{{label}}}"] if label else []
+    lines += ["\\resizebox{\\ifdim\\width>\\textwidth\\textwidth\\else\\width\\fi}{!}{%", tabular.rstrip("\n"), "}"]
     if notes:
         lines += ["\\par\\smallskip\\footnotesize"] + [f"{_tex(note)}\\par" for note in notes]
-    lines.append("\\end{table}")
+    lines.append("\\end{table*}")
     return "\n".join(lines) + "\n"
 
 
