@@ -11,6 +11,7 @@ give the same numbers on either executor.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -50,6 +51,48 @@ class Job:
             self, dataset_path=node.fetch(self.dataset_path), results=node.place(self.results),
             features=node.fetch(self.features) if isinstance(self.features, str) else self.features,
             artifacts=node.place(self.artifacts))
+
+
+@dataclasses.dataclass
+class TeacherJob:
+    """RAT's ID-SASRec teacher of one data set and settings, trained once before the runs that
+    share it (on a cluster, where each node would otherwise train its own copy)."""
+
+    params: dict  # a run's resolved model settings (the teacher's are taken from them)
+    dataset_path: str
+    artifacts: str
+    resources: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"RAT teacher of {Path(self.dataset_path).name} ({self.params['teacher_epochs']} epochs)"
+
+    def on_node(self, node) -> "TeacherJob":
+        return dataclasses.replace(self, dataset_path=node.fetch(self.dataset_path), artifacts=node.place(self.artifacts))
+
+
+def train_teacher(job: TeacherJob) -> str:
+    """Worker entry point: the teacher trained into the store (kept there when it is already)."""
+    os.environ["HARNESS_ARTIFACTS"] = job.artifacts
+    from harness.data.dataset import Dataset
+    from recommenders.rat import teacher_embeddings
+
+    teacher_embeddings(Dataset(job.dataset_path), job.params)
+    return job.label
+
+
+def teacher_jobs(jobs: list[Job]) -> list[TeacherJob]:
+    """One job per distinct teacher the runs `jobs` would train (none for models without one)."""
+    from recommenders import MODELS
+    from recommenders.rat import TEACHER_SETTINGS
+
+    teachers = {}
+    for job in jobs:
+        params = job.spec["params"]
+        if MODELS.get(job.spec["model"]).trains_teacher(params, job.features is not None):
+            key = (job.dataset_path, json.dumps([params[k] for k in (*TEACHER_SETTINGS, "teacher_epochs")]))
+            teachers.setdefault(key, TeacherJob(params, job.dataset_path, job.artifacts, job.resources))
+    return list(teachers.values())
 
 
 def run_job(job: Job) -> str:

@@ -63,6 +63,12 @@ class Recommender(nn.Module, abc.ABC):
         return cls.uses_features
 
     @classmethod
+    def trains_teacher(cls, params: dict, has_features: bool) -> bool:
+        """Whether a model with these (resolved) settings trains a teacher first (RAT's, in
+        recommenders/rat.py): a cluster trains it once, as a job of its own, before the runs."""
+        return False
+
+    @classmethod
     def resolve_params(cls, params: dict) -> dict:
         return build_settings(f"model {cls.name}", COMMON_DEFAULTS | cls.defaults, params,
                               COMMON_RULES | cls.rules, cls.relations)
@@ -146,6 +152,11 @@ class SequentialRecommender(DotProductRecommender):
     def wants_features(cls, extractor: str) -> bool:
         return extractor != "base"  # with Base features the paper's sequential rows use IDs
 
+    @classmethod
+    def trains_teacher(cls, params: dict, has_features: bool) -> bool:
+        """Whether a model with these (resolved) settings trains RAT's ID-SASRec teacher."""
+        return has_features and params["alpha"] > 0
+
     def __init__(self, dataset, features=None, **params):
         super().__init__(dataset, features, **params)
         p = self.params
@@ -156,7 +167,7 @@ class SequentialRecommender(DotProductRecommender):
         self.encoder = TransformerEncoder(p["hidden"], p["n_blocks"], p["n_heads"], p["dropout"],
                                           causal=p.get("causal", False))
         self.alignment = None
-        if features is not None and p["alpha"] > 0:
+        if self.trains_teacher(p, features is not None):
             from recommenders.rat import Alignment
 
             self.alignment = Alignment(dataset, p)  # last: its teacher may train now

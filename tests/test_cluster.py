@@ -167,3 +167,18 @@ def test_receive_replaces_a_half_written_run_and_keeps_finished_ones(tmp_path):
     again = (tmp_path / "r" / "runs" / "k1" / "manifest.json").stat().st_mtime_ns
     receive(Returned("k1", "n2", {"results/runs/k1": pack(str(node.run_dir("k1")))}), driver)
     assert (tmp_path / "r" / "runs" / "k1" / "manifest.json").stat().st_mtime_ns == again  # finished: kept
+
+
+def test_each_teacher_is_one_job_before_the_runs_that_share_it():
+    """Runs whose RAT teachers coincide (settings the teacher does not read differ) share one teacher
+    job; another hidden size is another teacher; no features or alpha 0: no teacher."""
+    from harness.executors import Job, teacher_jobs
+    from recommenders.sasrec import SASRec
+
+    def job(features="feat", **params):
+        spec = {"model": "sasrec", "extractor": "clip", "params": SASRec.resolve_params(params)}
+        return Job(spec, "/store/datasets/beauty-1", features, "/r", "/a", 1, "k")
+
+    teachers = teacher_jobs([job(alpha=0.1), job(alpha=0.2), job(hidden=64), job(alpha=0.0), job(features=None)])
+    assert [t.params["hidden"] for t in teachers] == [128, 64]
+    assert all(t.dataset_path == "/store/datasets/beauty-1" for t in teachers)

@@ -7,6 +7,7 @@ a second build only re-reads the store, and a killed build resumes where it stop
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
@@ -64,7 +65,7 @@ class Extraction:
 
     @property
     def label(self) -> str:
-        return f"inputs of {self.jobs[0].dataset} ({', '.join(dict.fromkeys(j.extractor for j in self.jobs))})"
+        return f"inputs of {self.jobs[0].dataset} / {', '.join(dict.fromkeys(j.extractor for j in self.jobs))}"
 
     def on_node(self, node) -> "Extraction":
         """On a cluster node without the driver's disk: the prepared data set and raw files fetched."""
@@ -92,9 +93,9 @@ def build_inputs(task: Extraction) -> int:
 
 
 def inputs_task(plan: Plan, jobs: list[Job], profile: str | None, log: str) -> Extraction:
-    """One data set's inputs job: its data set prepared here first (the driver has the raw files),
-    the raw files its extractors read, and the resources it asks of a cluster (an SDA adapter
-    trained on N processes gets N GPUs of one node)."""
+    """The inputs job of `jobs` (one data set, one feature set): the data set prepared here first
+    (the driver has the raw files), the raw files its extractor reads, and the resources it asks
+    of a cluster (an SDA adapter trained on N processes gets N GPUs of one node)."""
     from extractors.store import extractor_settings
     from harness.cluster import resources
     from harness.config import artifacts_dir
@@ -152,14 +153,14 @@ def run_jobs(plan: Plan, jobs: list[Job], profile: str | None, executor: str = "
              store: ResultStore | None = None, log=None, address: str | None = None) -> tuple[dict[Job, str], dict[Job, str]]:
     """Run every job's grid; returns ({job: winner run key}, {job: why it failed}).
 
-    First the inputs are built and cached: data sets, feature sets, adapters (with several workers
-    and data sets, one worker per data set side by side; on Ray each data set's inputs are a job of
-    their own, asking for the profile's `inputs` resources); each grid is then prepared here from the
+    First the inputs are built and cached: data sets, feature sets, adapters (with several workers,
+    one job per feature set side by side; on Ray always, each job asking for the profile's `inputs`
+    resources); each grid is then prepared here from the
     caches, one after the other; then every unfinished point of every grid runs in one batch on the
     executor, so `workers` processes stay busy across cells. A job's line is printed as soon as
     its last point ends. A failing job does not stop the others; its traceback goes to `log`.
     """
-    from harness.executors import make_jobs, run_jobs as execute_all
+    from harness.executors import make_jobs, run_jobs as execute_all, teacher_jobs, train_teacher
     from harness.grid import pick, prepare_grid
 
     store = store or ResultStore()
@@ -176,16 +177,20 @@ def run_jobs(plan: Plan, jobs: list[Job], profile: str | None, executor: str = "
             quiet.enter_context(contextlib.redirect_stdout(log))
             quiet.enter_context(contextlib.redirect_stderr(log))
             quiet.enter_context(_environ("TQDM_DISABLE", "1"))  # worker processes' bars too (RAT teachers)
-        datasets = list(dict.fromkeys(job.dataset for job in jobs))
-        # Data sets build their inputs side by side; on Ray always as jobs of their own (GPU nodes).
-        if log and (executor == "ray" or (workers > 1 and len(datasets) > 1)):
+        # One inputs job per feature set (data set x extractor x its settings), side by side; on Ray
+        # always as jobs of their own, on the nodes with the resources they ask for (GPUs).
+        groups = {}
+        for job in jobs:
+            settings = json.dumps(_extractor_overrides(job), sort_keys=True, default=str)
+            groups.setdefault((job.dataset, job.extractor, settings), []).append(job)
+        if log and (executor == "ray" or (workers > 1 and len(groups) > 1)):
             tasks = []
-            for d in datasets:
+            for (dataset, extractor, _), members in groups.items():
                 try:
-                    tasks.append(inputs_task(plan, [j for j in jobs if j.dataset == d], profile, log.name))
+                    tasks.append(inputs_task(plan, members, profile, log.name))
                 except Exception as error:  # reported with its cells below, where each is prepared again
-                    log.write(f"\n--- inputs of {d}\n{''.join(traceback.format_exception(error))}")
-            inputs = tqdm(total=len(tasks), desc=f"{plan.name}: data, features", unit="data set", file=err,
+                    log.write(f"\n--- inputs of {dataset} / {extractor}\n{''.join(traceback.format_exception(error))}")
+            inputs = tqdm(total=len(tasks), desc=f"{plan.name}: data, features", unit="feature set", file=err,
                           disable=False)
             execute_all(tasks, executor, workers, lambda *_: inputs.update(), build_inputs, address)
             inputs.close()
@@ -232,6 +237,8 @@ def run_jobs(plan: Plan, jobs: list[Job], profile: str | None, executor: str = "
 
         for job in [j for j in grids if remaining[j] == 0]:  # everything already finished
             finish(job)
+        if log and (executor == "ray" or workers > 1):  # each RAT teacher once, before the runs sharing it
+            execute_all(teacher_jobs(batch), executor, workers, lambda *_: None, train_teacher, address)
         if log:
             execute_all([Logged(job, log.name) for job in batch], executor, workers, on_done, run_logged, address)
         else:
