@@ -17,8 +17,8 @@ import time
 import numpy as np
 import torch
 
-from harness.data.prepare import load_dataset
-from harness.evaluate import Evaluation, full_ranks, ranks_from_vectors, sampled_ranks
+from protocol.data.prepare import load_dataset
+from protocol.evaluate import Evaluation, full_ranks, ranks_from_vectors, sampled_ranks
 
 
 def best_of(fn, repeats: int) -> float:

@@ -20,9 +20,9 @@ import pandas as pd
 
 from extractors.store import extractor_settings, load_or_extract
 from extractors.weights import resolve_weights
-from harness.config import results_dir
-from harness.data.prepare import load_dataset
-from harness.fileio import atomic_path
+from protocol.config import results_dir
+from protocol.data.prepare import load_dataset
+from protocol.fileio import atomic_path
 
 
 def time_one(dataset, name: str, profile: str, overrides: dict) -> dict:

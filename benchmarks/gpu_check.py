@@ -27,13 +27,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from harness.config import results_dir
 from harness.costs import data as costdata
 from harness.costs import flops
 from harness.costs.architectures import build, clip_shapes, load_config, lora_params, qwen_shape
 from harness.costs.gpus import GPUS
-from harness.errors import HarnessError
-from harness.fileio import atomic_path
+from protocol.config import results_dir
+from protocol.errors import HarnessError
+from protocol.fileio import atomic_path
 
 TIMED = 3  # timed repetitions after one warm-up
 

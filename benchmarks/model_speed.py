@@ -1,6 +1,6 @@
 """Native VBPR and SLMRec against upstream MMRec's own model classes, side by side.
 
-Same prepared data set (exported to MMRec's layout with harness.data.export), same features,
+Same prepared data set (exported to MMRec's layout with protocol.data.export), same features,
 embedding 64 (MMRec's default) on both sides, one torch thread, runs interleaved per epoch
 (ours, theirs, theirs, ours, ...). Measured per side:
 - training seconds per epoch: a full epoch of the side's own batches (ours: the harness sampler;
@@ -36,11 +36,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from extractors.featureset import FeatureSet
-from harness.data.export import export_mmrec
-from harness.data.prepare import load_dataset
-from harness.evaluate import Evaluation, full_ranks, sampled_ranks
-from harness.fileio import atomic_path
+from protocol.data.export import export_mmrec
+from protocol.data.prepare import load_dataset
+from protocol.evaluate import Evaluation, full_ranks, sampled_ranks
+from protocol.featureset import FeatureSet
+from protocol.fileio import atomic_path
 from recommenders.slmrec import SLMRec
 from recommenders.trainer import TrainConfig, Trainer, seed_everything
 from recommenders.vbpr import VBPR

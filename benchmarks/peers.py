@@ -54,7 +54,7 @@ def one_run(args) -> None:
     from scipy import stats
 
     from harness.runner import RunSpec, execute
-    from harness.store import ResultStore
+    from protocol.store import ResultStore
 
     torch.set_num_threads(1)
     overrides = {**json.loads(args.params), "train.max_epochs": args.epochs, "train.patience": args.epochs,
@@ -120,8 +120,8 @@ def main() -> None:
     if args.render:
         return print(markdown(pd.read_csv(args.render)))
 
-    from harness.config import artifacts_dir, results_dir
-    from harness.fileio import atomic_path
+    from protocol.config import artifacts_dir, results_dir
+    from protocol.fileio import atomic_path
 
     unknown = [m for m in args.models.split(",") if m not in PAIRS]
     if unknown:

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/recbole_parity.py [--dataset beauty] [--max-len 50] [--epochs 40]
 
 1. Installs RecBole 1.2.1 into its own venv (artifacts/recbole-venv) when it is missing.
-2. Exports the prepared data set to RecBole atomic files (harness.data.export): RecBole's
+2. Exports the prepared data set to RecBole atomic files (protocol.data.export): RecBole's
    leave-one-out by time then gives our split.
 3. Trains ours with the harness trainer, then RecBole's with its own trainer (this file again,
    with --worker, inside RecBole's venv, with the runtime shims of recommenders/recbole_compat.py;
@@ -46,8 +46,8 @@ def recbole_worker(args) -> None:
     from recbole.data.interaction import Interaction
     from recbole.utils import get_model, get_trainer, init_seed
 
-    from harness.data.dataset import Dataset
-    from harness.evaluate import full_ranks, sampled_ranks
+    from protocol.data.dataset import Dataset
+    from protocol.evaluate import full_ranks, sampled_ranks
 
     settings = json.loads(args.settings)
     config = Config(model=MODELS[args.model], dataset=args.name, config_dict={
@@ -134,7 +134,7 @@ def ours(model: str, dataset, settings: dict) -> dict:
 
 
 def recbole(model: str, dataset, settings: dict, python: Path, work: Path) -> dict:
-    from harness.data.export import export
+    from protocol.data.export import export
 
     export_dir = work / "export"
     export(dataset, "recbole", export_dir / dataset.name)
@@ -165,10 +165,10 @@ def main() -> None:
 
     import pandas as pd
 
-    from harness.config import results_dir
-    from harness.data.prepare import load_dataset
-    from harness.evaluate import Evaluation
-    from harness.fileio import atomic_path
+    from protocol.config import results_dir
+    from protocol.data.prepare import load_dataset
+    from protocol.evaluate import Evaluation
+    from protocol.fileio import atomic_path
 
     settings = {"max_len": args.max_len, "epochs": args.epochs, "patience": args.patience, "seed": args.seed}
     dataset = load_dataset(args.dataset)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import abc
 from typing import ClassVar
 
-from extractors.featureset import FeatureSet
-from harness.config import NON_NEGATIVE, SIZE, device_rule
+from protocol.config import NON_NEGATIVE, SIZE, device_rule
+from protocol.featureset import FeatureSet
 
 
 def check_extractor_settings(name: str, profile: str | None, overrides: dict) -> None:
@@ -27,16 +27,16 @@ def check_extractor_settings(name: str, profile: str | None, overrides: dict) ->
 class Extractor(abc.ABC):
     name: ClassVar[str] = ""
     defaults: ClassVar[dict] = {}
-    # What settings accept beyond their default's type (harness.config.check_settings); only
+    # What settings accept beyond their default's type (protocol.config.check_settings); only
     # the keys an extractor has are checked. Here: the running settings every extractor shares
     # (extractors.shards.RUN_DEFAULTS, base's batch_size and cpu_threads); each extractor adds
     # the ranges of its own defaults beside them.
     rules: ClassVar[dict] = {"dtype": ("auto", "bf16", "fp16", "fp32"), "device": device_rule, "batch_size": SIZE,
                              "shard_items": SIZE, "cpu_threads": NON_NEGATIVE}  # 0: torch's default
-    relations: ClassVar[tuple] = ()  # rules across settings (harness.config.Relation)
+    relations: ClassVar[tuple] = ()  # rules across settings (protocol.config.Relation)
 
     def __init__(self, **settings):
-        from harness.config import build_settings
+        from protocol.config import build_settings
 
         self._settings = build_settings(f"extractor {self.name}", self.defaults, settings, self.rules,
                                         self.relations)

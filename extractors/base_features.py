@@ -18,11 +18,11 @@ import numpy as np
 
 from extractors import prompts
 from extractors.base import Extractor
-from extractors.featureset import FeatureSet
 from extractors.images import ImageReport, load_images
 from extractors.weights import resolve_weights
-from harness.config import SIZE
-from harness.errors import HarnessError
+from protocol.config import SIZE
+from protocol.errors import HarnessError
+from protocol.featureset import FeatureSet
 
 ASIN_BYTES = 10
 CNN_DIM = 4096

@@ -11,8 +11,8 @@ import torch
 
 from extractors import prompts
 from extractors.base import Extractor
-from extractors.featureset import FeatureSet
 from extractors.images import ImageReport, load_images
+from protocol.featureset import FeatureSet
 from extractors.shards import (RUN_DEFAULTS, RUN_SETTINGS, length_sorted_batches, process_ranks, resolve_device,
                                resolve_dtype)
 from extractors.weights import resolve_weights

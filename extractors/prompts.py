@@ -7,9 +7,8 @@ trailing "; " removed. Image prompt: the image, then "The <domain> product has t
 """
 from __future__ import annotations
 
-import json
-
-from harness.errors import HarnessError
+from protocol.data.dataset import first_category_path  # the items' categories column (contract 1)
+from protocol.errors import HarnessError
 
 TEXT_PREFIX = "The {domain} item has the following attributes: \n "
 IMAGE_PROMPT = "The {domain} product has the image: "
@@ -28,19 +27,6 @@ def prompt_settings() -> dict:
 def prompt_rules() -> dict:
     """The fixed rules of the text prompt, recorded in a feature set's meta.json."""
     return {"field": FIELD, "skipped_keys": list(SKIPPED_KEYS), "max_value_chars": MAX_VALUE_CHARS}
-
-
-def first_category_path(categories) -> str:
-    """Amazon's categories are a list of paths; the prompt uses the first, joined with ", "."""
-    if isinstance(categories, str):
-        try:
-            categories = json.loads(categories)
-        except json.JSONDecodeError:
-            return categories  # already a plain label
-    if not categories:
-        return ""
-    first = categories[0]
-    return ", ".join(map(str, first)) if isinstance(first, (list, tuple)) else ", ".join(map(str, categories))
 
 
 def _clean(value) -> str:

@@ -13,14 +13,14 @@ import torch
 
 from extractors import prompts
 from extractors.base import Extractor
-from extractors.featureset import FeatureSet
 from extractors.images import NOISE_SIZE, ImageReport, load_images, local_image_path
 from extractors.pooling import check_pca_dim, masked_mean, pca_reduce
+from protocol.featureset import FeatureSet
 from extractors.shards import (RUN_DEFAULTS, RUN_SETTINGS, length_sorted_batches,
                                process_ranks, resolve_device, resolve_dtype)
 from extractors.weights import resolve_weights
-from harness.config import SIZE
-from harness.errors import HarnessError
+from protocol.config import SIZE
+from protocol.errors import HarnessError
 
 MODALITIES = ("image", "text")
 

@@ -1,5 +1,9 @@
-"""Extractors by name; a module (and its heavy libraries) is imported only when chosen."""
-from harness.registry import Registry
+"""Extractors by name; a module (and its heavy libraries) is imported only when chosen.
+
+An extractor of one's own is named `pkg.module:Class` or `path/file.py:Class`, or registered by an
+installed package under the entry point group `sda_harness.extractors` (protocol/registry.py).
+"""
+from protocol.registry import Registry
 
 EXTRACTORS = Registry("extractor", {
     "base": "extractors.base_features:BaseExtractor",
@@ -8,4 +12,4 @@ EXTRACTORS = Registry("extractor", {
     "sda": "extractors.sda.extractor:SDAExtractor",
     "sda-lora": "extractors.sda.extractor:SDALoRAExtractor",
     "sda-infonce": "extractors.sda.extractor:SDAInfoNCEExtractor",
-})
+}, group="sda_harness.extractors", base="extractors.base:Extractor")

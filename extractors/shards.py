@@ -18,8 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-from harness.errors import HarnessError
-from harness.fileio import save_npy, write_json
+from protocol.errors import HarnessError
+from protocol.fileio import save_npy, write_json
 
 
 @dataclass(frozen=True)

@@ -13,20 +13,24 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from extractors.featureset import FeatureSet
 from extractors.prompts import items_without_text
 from extractors.registry import EXTRACTORS
 from extractors.shards import dtype_name
-from harness.config import artifacts_dir, config_names, load_group, profile_name
-from harness.errors import HarnessError
-from harness.fileio import stable_key
+from protocol.config import artifacts_dir, config_names, load_group, profile_name
+from protocol.errors import HarnessError
+from protocol.featureset import FeatureSet
+from protocol.fileio import stable_key
 
 
 def extractor_settings(name: str, profile: str | None = None, overrides: dict | None = None,
                        dataset: str | None = None) -> dict:
-    """configs/extractors/<name>.yaml with its profile block, then the block for `name` that data
-    set `dataset`'s config holds (`extractors:`, e.g. Sports' SDA steps), then `overrides`."""
-    raw = dict(load_group("extractors", name))
+    """configs/extractors/<name>.yaml with its profile block (a plugin, which has no YAML: its
+    class's defaults), then the block for `name` that data set `dataset`'s config holds
+    (`extractors:`, e.g. Sports' SDA steps), then `overrides`."""
+    if name in config_names("extractors"):
+        raw = dict(load_group("extractors", name))
+    else:  # a plugin (an unknown name is refused here, with "did you mean")
+        raw = dict(EXTRACTORS.get(name).defaults)
     per_profile = raw.pop("profiles", {}) or {}
     profile = profile_name(profile)
     if per_profile and profile not in per_profile:
@@ -39,7 +43,7 @@ def _dataset_block(name: str, dataset: str | None, profile: str) -> dict:
     """Data set `dataset`'s own settings of extractor `name` (a configured data set only)."""
     if not dataset or dataset not in config_names("datasets"):
         return {}
-    from harness.data.spec import dataset_spec
+    from protocol.data.spec import dataset_spec
 
     return dict(dataset_spec(dataset, profile).extractors.get(name) or {})
 
@@ -48,7 +52,7 @@ def _dataset_values(dataset, profile: str) -> dict:
     """The settings a data set's config supplies: its prompt domain word and CNN feature file."""
     values = {"domain": dataset.meta.get("domain", "item")}
     try:
-        from harness.data.spec import dataset_spec
+        from protocol.data.spec import dataset_spec
 
         spec = dataset_spec(dataset.name, profile)
     except HarnessError:  # a data set prepared from a directory without a config
@@ -74,9 +78,13 @@ def _key(extractor, dataset, leave_out: tuple = ()) -> str:
         settings["dtype"] = dtype_name(extractor.settings())  # `auto` keyed as what it resolves to
     if settings.get("image_features"):  # the release's file, wherever a machine keeps it (HARNESS_RAW)
         settings["image_features"] = Path(settings["image_features"]).name
-    return stable_key({"extractor": extractor.name, "settings": settings,
-                       "dataset": dataset.content_hash, "images": dataset.images_fingerprint(),
-                       "code_version": getattr(extractor, "code_version", 1)})
+    identity = {"extractor": extractor.name, "settings": settings,
+                "dataset": dataset.content_hash, "images": dataset.images_fingerprint(),
+                "code_version": getattr(extractor, "code_version", 1)}
+    plugin = EXTRACTORS.identity_of(type(extractor))
+    if plugin is not None:  # absent for the project's extractors, so their keys stay as they were
+        identity["plugin"] = plugin
+    return stable_key(identity)
 
 
 def cache_key(extractor, dataset) -> str:
@@ -87,14 +95,19 @@ def features_root(dataset, name: str) -> Path:
     return artifacts_dir() / "features" / dataset.name / name
 
 
+def folder_name(extractor) -> str:
+    """The folder of an extractor's sets: its `name` (a plugin may leave it empty: its class name)."""
+    return extractor.name or type(extractor).__name__
+
+
 def feature_dir(extractor, dataset) -> Path:
-    return features_root(dataset, extractor.name) / cache_key(extractor, dataset)
+    return features_root(dataset, folder_name(extractor)) / cache_key(extractor, dataset)
 
 
 def raw_dir(extractor, dataset) -> Path:
     """Where the raw (pre-PCA) shards live: shared by settings that differ only after them."""
     key = _key(extractor, dataset, tuple(getattr(extractor, "post_settings", ())))
-    return features_root(dataset, extractor.name) / f"raw-{key}"
+    return features_root(dataset, folder_name(extractor)) / f"raw-{key}"
 
 
 def find_cached(extractor, dataset) -> FeatureSet | None:
@@ -119,7 +132,7 @@ def load_or_extract(dataset, name: str, profile: str | None = None, overrides: d
     import shutil
 
     from extractors.shards import barrier, process_ranks
-    from harness.threads import torch_threads
+    from protocol.threads import torch_threads
 
     extractor = make_extractor(name, dataset, profile, overrides)
     ranks = process_ranks()
@@ -137,7 +150,11 @@ def load_or_extract(dataset, name: str, profile: str | None = None, overrides: d
         features = extractor.extract(dataset, progress=progress)
     seconds = time.perf_counter() - began
     path = feature_dir(extractor, dataset)
+    plugin = EXTRACTORS.identity_of(type(extractor))
     if ranks.is_main:
+        if plugin is not None:  # the contract's words before FeatureSet.check's; nothing is saved
+            check_plugin_features(name, features, dataset)
+            features.meta["plugin"] = plugin
         features.meta |= {"extractor": name, "key": cache_key(extractor, dataset),
                           "settings": extractor.settings(), "dataset": dataset.name,
                           "dataset_hash": dataset.content_hash, "seconds": round(seconds, 3),
@@ -147,3 +164,31 @@ def load_or_extract(dataset, name: str, profile: str | None = None, overrides: d
         features.save(path)
     barrier(ranks)
     return features if ranks.is_main else FeatureSet.load(path, dataset)
+
+
+def check_plugin_features(name: str, features, dataset) -> None:
+    """The contract of a plugin extractor's output (harness/contract.py holds the recommenders'):
+    a FeatureSet of one finite float row per item in data set order, of the dims its meta says.
+    Checked on every extraction, before anything is saved (it costs nothing beside extracting)."""
+    import numpy as np
+
+    def fail(problem: str, fix: str) -> HarnessError:
+        return HarnessError(f"extractor plugin '{name}': {problem}; {fix}.")
+
+    if not isinstance(features, FeatureSet):
+        raise fail(f"extract returned {type(features).__name__}, not a FeatureSet",
+                   "return protocol.featureset.FeatureSet(image, text, meta)")
+    order = features.meta.get("items")  # optional: the items of its rows, as the data set's asin
+    if order is not None and list(order) != dataset.items["asin"].tolist():
+        raise fail("its rows are not the data set's items in order (meta 'items')",
+                   "write one row per item in dataset.items order")
+    for modality, arr in (("image", features.image), ("text", features.text)):
+        if not isinstance(arr, np.ndarray) or arr.ndim != 2 or arr.shape[0] != dataset.n_items:
+            raise fail(f"{modality} features have shape {getattr(arr, 'shape', None)}, not ({dataset.n_items}, dim)",
+                       "write one row per item of the data set, in its order (dataset.items)")
+        declared = features.meta.get(f"{modality}_dim")
+        if declared is not None and declared != arr.shape[1]:
+            raise fail(f"{modality} features have {arr.shape[1]} dims but its meta says {modality}_dim={declared}",
+                       f"make meta['{modality}_dim'] the arrays' width")
+        if not np.issubdtype(arr.dtype, np.floating) or not np.isfinite(arr).all():
+            raise fail(f"{modality} features are not all finite floats", "write float32 values without NaN or inf")

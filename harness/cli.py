@@ -10,7 +10,7 @@ import importlib
 import pkgutil
 import sys
 
-from harness.errors import HarnessError
+from protocol.errors import HarnessError
 
 
 class Parser(argparse.ArgumentParser):

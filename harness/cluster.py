@@ -23,9 +23,9 @@ import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from harness.config import artifacts_dir, raw_dir, results_dir
-from harness.errors import HarnessError
-from harness.fileio import atomic_dir, atomic_path
+from protocol.config import artifacts_dir, raw_dir, results_dir
+from protocol.errors import HarnessError
+from protocol.fileio import atomic_dir, atomic_path
 
 ADDRESS_ENV = "RAY_ADDRESS"
 STORE_ID = ".harness-store-id"  # names one store; a node that reads the driver's id shares its disk
@@ -244,7 +244,7 @@ def receive(returned: Returned, driver: Roots) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         unpack(data, target)
     if runs:
-        from harness.store import ResultStore
+        from protocol.store import ResultStore
 
         ResultStore(Path(driver.results)).rebuild_index()
 
@@ -253,7 +253,7 @@ def resources(kind: str, profile: str | None, plan_resources: dict | None = None
     """What a job of `kind` (inputs: a data set's feature sets and adapters; run: one grid point)
     asks of a Ray cluster: the profile's `resources:` block, a plan's own block over it, as Ray
     task options (num_gpus, num_cpus, memory in bytes)."""
-    from harness.config import load_profile
+    from protocol.config import load_profile
 
     asked = {**(load_profile(profile).get("resources") or {}).get(kind, {}),
              **((plan_resources or {}).get(kind) or {})}

@@ -15,8 +15,8 @@ import json
 import os
 from pathlib import Path
 
-from harness.config import artifacts_dir
-from harness.errors import HarnessError
+from protocol.config import artifacts_dir
+from protocol.errors import HarnessError
 
 EXECUTORS = ("local", "ray")
 
@@ -74,7 +74,7 @@ class TeacherJob:
 def train_teacher(job: TeacherJob) -> str:
     """Worker entry point: the teacher trained into the store (kept there when it is already)."""
     os.environ["HARNESS_ARTIFACTS"] = job.artifacts
-    from harness.data.dataset import Dataset
+    from protocol.data.dataset import Dataset
     from recommenders.rat import teacher_embeddings
 
     teacher_embeddings(Dataset(job.dataset_path), job.params)
@@ -98,11 +98,11 @@ def teacher_jobs(jobs: list[Job]) -> list[TeacherJob]:
 def run_job(job: Job) -> str:
     """Worker entry point: one run in this process; returns its run key."""
     os.environ["HARNESS_ARTIFACTS"] = job.artifacts
-    from extractors.featureset import FeatureSet
-    from harness.data.dataset import Dataset
     from harness.runner import RunSpec, execute
-    from harness.store import ResultStore
-    from harness.threads import torch_threads
+    from protocol.data.dataset import Dataset
+    from protocol.featureset import FeatureSet
+    from protocol.store import ResultStore
+    from protocol.threads import torch_threads
 
     dataset = Dataset(job.dataset_path)
     features = FeatureSet.load(job.features, dataset) if isinstance(job.features, str) else job.features

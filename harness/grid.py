@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.config import load_profile, split_overrides
-from harness.errors import HarnessError, did_you_mean
-from harness.fileio import atomic_path, stable_key
 from harness.runner import RunSpec, feature_key_of, load_features_for, model_config
-from harness.store import ResultStore
+from protocol.config import load_profile, split_overrides
+from protocol.errors import HarnessError, did_you_mean
+from protocol.fileio import atomic_path, stable_key
+from protocol.store import ResultStore
 
 SUMMARY = "grid_summary.csv"
 
@@ -76,8 +76,8 @@ class Grid:
 def prepare_grid(model: str, dataset: str, extractor: str = "base", profile: str | None = None,
                  overrides: dict | None = None, data=None, features=None) -> Grid:
     """Expand and check the grid, load its data set and feature set (extracted on first use)."""
-    from harness.data.prepare import load_dataset
     from harness.runner import check_known
+    from protocol.data.prepare import load_dataset
     from recommenders import MODELS
 
     check_known(model, extractor)

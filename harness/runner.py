@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from harness.config import artifacts_dir, build, load_group, load_profile, split_overrides
-from harness.data.prepare import load_dataset
-from harness.errors import HarnessError
-from harness.fileio import stable_key
-from harness.provenance import git_commit, machine, versions
-from harness.store import ResultStore
+from protocol.config import artifacts_dir, build, config_names, load_group, load_profile, split_overrides
+from protocol.data.prepare import load_dataset
+from protocol.errors import HarnessError
+from protocol.fileio import stable_key
+from protocol.provenance import git_commit, machine, versions
+from protocol.store import ResultStore
 
 
 @dataclass
@@ -32,7 +32,7 @@ class RunSpec:
                 overrides: dict | None = None) -> "RunSpec":
         """Model YAML defaults < profile < overrides ("train.x" for the trainer, "extractor.x" for
         the extractor's settings, "x" or "model.x" for the model)."""
-        from extractors.featureset import check_modalities
+        from protocol.featureset import check_modalities
         from recommenders import MODELS
         from recommenders.trainer import TrainConfig
 
@@ -71,7 +71,16 @@ class RunSpec:
                     "features": feature_key, "data": data_hash, "train": self.key_train()}
         if self.modalities != "both":  # absent otherwise, so keys of earlier runs stay valid
             identity["modalities"] = self.modalities
+        plugin = self.plugin_identity()
+        if plugin is not None:  # a plugin's package, version and source: an edit gets a new key
+            identity["model_plugin"] = plugin
         return stable_key(identity)
+
+    def plugin_identity(self) -> dict | None:
+        """The model's plugin identity (protocol/registry.py); None for the project's own models."""
+        from recommenders import MODELS
+
+        return MODELS.identity(self.model)
 
 
 def _refuse_misplaced(model_cls, model_values: dict, train_values: dict) -> None:
@@ -92,8 +101,8 @@ def _refuse_misplaced(model_cls, model_values: dict, train_values: dict) -> None
 
 def model_config(model: str) -> dict:
     """A model's `defaults`, `train` and `grid`: configs/models/<model>.yaml, or for a model of
-    another source (`mmrec:FREEDOM`) what its adapter derives from that source's own config."""
-    if ":" not in model:
+    another source (`mmrec:FREEDOM`, a plugin) what its class derives (Recommender.source_config)."""
+    if model in config_names("models"):
         return load_group("models", model)
     from recommenders import MODELS
 
@@ -119,7 +128,7 @@ def execute(spec: RunSpec, store: ResultStore | None = None, dataset=None, featu
             force: bool = False) -> dict:
     """Train and evaluate one run with its `train.threads` torch threads; returns its summary
     (skips the work when already finished)."""
-    from harness.threads import torch_threads
+    from protocol.threads import torch_threads
 
     with torch_threads(spec.train.get("threads", 0)):
         return _execute(spec, store, dataset, features, force)
@@ -139,6 +148,12 @@ def _execute(spec: RunSpec, store: ResultStore | None, dataset, features, force:
     if store.is_finished(run_key) and not force:
         return summarize(store, run_key) | {"skipped": True}
     store.check_writable()  # before training, not after it
+    plugin = spec.plugin_identity()
+    if plugin is not None:  # before any training (and before the seeds: the run is as without it)
+        from harness.contract import check_recommender
+
+        check_recommender(spec.model, model_cls, plugin, dataset,
+                          features.view(spec.modalities) if features is not None else None, spec.params)
 
     config = TrainConfig(**spec.train)
     seed_everything(config.seed)
@@ -165,6 +180,7 @@ def _execute(spec: RunSpec, store: ResultStore | None, dataset, features, force:
                 # a resumed run counts its earlier processes too (up to their last checkpoint)
                 "wall_seconds": round(result.earlier_seconds + finished - began, 3),
                 "resumes": result.resumes}
+    identity |= plugin_columns(plugin, features)
     manifest = {"identity": identity, "spec": dataclasses.asdict(spec), "note": prof.get("note", ""),
                 "git_commit": git_commit(), "versions": versions(), "machine": machine(),
                 "device": str(trainer.device), "dataset_path": str(dataset.path),
@@ -176,6 +192,16 @@ def _execute(spec: RunSpec, store: ResultStore | None, dataset, features, force:
     store.write_run(run_key, identity, evaluations, manifest)
     checkpoint.unlink(missing_ok=True)
     return summarize(store, run_key) | {"skipped": False}
+
+
+def plugin_columns(model_plugin: dict | None, features) -> dict:
+    """The identity of a plugin model or extractor, for the manifest and the metrics rows (only
+    present for plugins, so native runs' rows keep their columns)."""
+    columns = {"model_plugin": stable_json(model_plugin)} if model_plugin is not None else {}
+    extractor_plugin = features.meta.get("plugin") if features is not None else None
+    if extractor_plugin:
+        columns["extractor_plugin"] = stable_json(extractor_plugin)
+    return columns
 
 
 def stable_json(obj) -> str:

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from harness.errors import HarnessError
-from harness.store import ResultStore
+from protocol.errors import HarnessError
+from protocol.store import ResultStore
 
 
 @dataclass

@@ -1,9 +1,11 @@
 """Recommenders behind one interface (recommenders.base.Recommender), looked up by name.
 
 `mmrec:<Name>` and `recbole:<Name>` name models of MMRec and RecBole run through adapters
-(recommenders/mmrec.py, recommenders/recbole_models.py).
+(recommenders/mmrec.py, recommenders/recbole_models.py). A model of one's own is named
+`pkg.module:Class` or `path/file.py:Class`, or registered by an installed package under the entry
+point group `sda_harness.recommenders` (protocol/registry.py).
 """
-from harness.registry import Registry
+from protocol.registry import Registry
 
 MODELS = Registry("model", {
     "pop": "recommenders.pop:Pop",
@@ -14,4 +16,4 @@ MODELS = Registry("model", {
 }, prefixes={
     "mmrec": "recommenders.mmrec:model_class",
     "recbole": "recommenders.recbole_models:model_class",
-})
+}, group="sda_harness.recommenders", base="recommenders.base:Recommender")

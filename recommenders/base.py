@@ -25,14 +25,14 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from harness.config import DROPOUT, NON_NEGATIVE, POSITIVE, SIZE, build_settings
-from harness.errors import HarnessError
-from harness.evaluate import score_candidates
+from protocol.config import DROPOUT, NON_NEGATIVE, POSITIVE, SIZE, build_settings
+from protocol.errors import HarnessError
+from protocol.evaluate import score_candidates
 from recommenders.item_encoders import make_item_encoder, small_embedding
 from recommenders.layers import TransformerEncoder, length_groups
 
 COMMON_DEFAULTS = {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 2048}
-# What each setting accepts beyond its default's type (harness.config; numbers must be finite).
+# What each setting accepts beyond its default's type (protocol.config; numbers must be finite).
 COMMON_RULES = {"lr": POSITIVE, "weight_decay": NON_NEGATIVE, "batch_size": SIZE}
 
 
@@ -41,9 +41,14 @@ class Recommender(nn.Module, abc.ABC):
     input_type: ClassVar[str] = "pairwise"  # pairwise | sequence | none (nothing to train)
     defaults: ClassVar[dict] = {}
     rules: ClassVar[dict] = {}  # ranges of `defaults` (COMMON_RULES hold those of COMMON_DEFAULTS)
-    relations: ClassVar[tuple] = ()  # rules across settings (harness.config.Relation)
+    relations: ClassVar[tuple] = ()  # rules across settings (protocol.config.Relation)
     uses_features: ClassVar[bool] = False  # True: the model cannot run without a feature set
     feature_params: ClassVar[tuple[str, ...]] = ()  # settings that only matter with features
+    # A plugin's configs/models/<name>.yaml, beside its `defaults`: trainer settings (e.g.
+    # {"max_epochs": 50}) and grid axes (e.g. {"lr": [1e-3, 1e-4]}). `train_defaults`, not `train`:
+    # nn.Module.train is the method that switches training mode.
+    train_defaults: ClassVar[dict] = {}
+    grid: ClassVar[dict] = {}
 
     def __init__(self, dataset, features=None, **params):
         super().__init__()
@@ -56,6 +61,12 @@ class Recommender(nn.Module, abc.ABC):
                                "(--extractor base | clip | qwenvl | sda).")
         if features is not None:
             features.check(dataset)
+
+    @classmethod
+    def source_config(cls) -> dict:
+        """What configs/models/<model>.yaml holds for the project's models (defaults, train, grid),
+        for a model named by its source; `defaults` stays empty: `resolve_params` adds the class's."""
+        return {"defaults": {}, "train": cls.train_defaults, "grid": cls.grid}
 
     @classmethod
     def wants_features(cls, extractor: str) -> bool:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import interval
+from protocol.config import interval
 from recommenders.base import SEQUENTIAL_DEFAULTS, SEQUENTIAL_RULES, SequentialRecommender
 
 

@@ -35,8 +35,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from harness.config import REPO_ROOT, artifacts_dir
-from harness.errors import HarnessError, did_you_mean
+from protocol.config import REPO_ROOT, artifacts_dir
+from protocol.errors import HarnessError, did_you_mean
 from recommenders.base import Recommender
 
 ENV = "HARNESS_MMREC"
@@ -226,7 +226,7 @@ class MMRecModel(Recommender):
             return Path(features.path).resolve() / f"{modality}_feat.npy"
         path = work / f"{modality}_feat.npy"
         if not path.exists():
-            from harness.fileio import atomic_path
+            from protocol.fileio import atomic_path
 
             with atomic_path(path) as tmp:
                 with open(tmp, "wb") as f:

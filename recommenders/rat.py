@@ -16,8 +16,8 @@ from torch import nn
 
 # LLMEmb's soft-target CLIP loss is SDA's CMSA: one implementation (torch only, cheap to import)
 from extractors.sda.loss import cmsa
-from harness.config import artifacts_dir
-from harness.fileio import save_npy, stable_key
+from protocol.config import artifacts_dir
+from protocol.fileio import save_npy, stable_key
 
 WIDTH = 768  # the adapter's intermediate width (LLMEmb: half of its 1536-d LLM embedding)
 TAU = 2.0  # temperature of the soft-CLIP alignment (LLMEmb's tau)
@@ -70,8 +70,10 @@ class Alignment(nn.Module):
 
 def teacher_embeddings(dataset, params: dict) -> np.ndarray:
     """(n_items, hidden) item embeddings of an ID-SASRec trained on `dataset`, cached by content."""
-    from recommenders.sasrec import SASRec
+    from recommenders import MODELS  # the registry, not recommenders.sasrec: SASRec's base imports this module
     from recommenders.trainer import TrainConfig, Trainer, seed_everything
+
+    SASRec = MODELS.get("sasrec")
 
     settings = {k: params[k] for k in TEACHER_SETTINGS}
     config = TrainConfig(max_epochs=params["teacher_epochs"], full_ranking=False)

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from harness.errors import HarnessError
+from protocol.errors import HarnessError
 
 INSTALL = ("pip install -e '.[peers]' && pip install --no-deps recbole==1.2.1 "
            "(RecBole pins ray<=2.6.3, which the harness's ray extra cannot share)")

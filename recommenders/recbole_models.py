@@ -2,7 +2,7 @@
 BERT4Rec, LightSANs, FEARec, ...).
 
 RecBole builds the model from the harness's split exported as atomic files
-(harness/data/export.py; its leave-one-out by position gives our split) with its own defaults
+(protocol/data/export.py; its leave-one-out by position gives our split) with its own defaults
 (recbole/properties/model/<Name>.yaml and overall.yaml), and the model is constructed on
 RecBole's augmented training set as its quick_start does. Training runs in the harness's
 trainer: each batch of users' training sequences becomes RecBole's training samples (every
@@ -21,8 +21,8 @@ from typing import ClassVar
 
 import torch
 
-from harness.config import SIZE, artifacts_dir
-from harness.errors import HarnessError, did_you_mean
+from protocol.config import SIZE, artifacts_dir
+from protocol.errors import HarnessError, did_you_mean
 from recommenders.base import Recommender
 
 # harness setting -> RecBole setting
@@ -42,7 +42,7 @@ def _properties(name: str) -> dict:
 
 def _export(dataset) -> str:
     """The data set as RecBole atomic files under artifacts/recbole/ (written once per content)."""
-    from harness.data.export import export_recbole
+    from protocol.data.export import export_recbole
 
     root = artifacts_dir() / "recbole" / f"{dataset.name}-{dataset.content_hash[:12]}"
     if not (root / dataset.name / f"{dataset.name}.yaml").exists():  # the YAML is written last

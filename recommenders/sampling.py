@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from harness.errors import HarnessError
+from protocol.errors import HarnessError
 
 
 def _known(train_keys: np.ndarray, n_items: int, users: np.ndarray, items: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import NON_NEGATIVE, POSITIVE, SIZE
+from protocol.config import NON_NEGATIVE, POSITIVE, SIZE
 from recommenders.base import DotProductRecommender
 from recommenders.projection import project_rows
 

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from harness.config import NON_NEGATIVE, at_least, device_rule
-from harness.errors import HarnessError
-from harness.evaluate import Evaluation, full_ranks, ranks_from_vectors, sampled_ranks
-from harness.fileio import atomic_path
+from protocol.config import NON_NEGATIVE, at_least, device_rule
+from protocol.errors import HarnessError
+from protocol.evaluate import Evaluation, full_ranks, ranks_from_vectors, sampled_ranks
+from protocol.fileio import atomic_path
 from recommenders.sampling import eval_batches, pairwise_batches, sequence_batches
 
 

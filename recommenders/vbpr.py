@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config import NON_NEGATIVE, SIZE
+from protocol.config import NON_NEGATIVE, SIZE
 from recommenders.base import DotProductRecommender
 from recommenders.projection import project_rows
 

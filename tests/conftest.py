@@ -37,14 +37,14 @@ def _isolated_outputs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def mini_beauty():
-    from harness.data.prepare import load_dataset
+    from protocol.data.prepare import load_dataset
 
     return load_dataset("beauty")
 
 
 @pytest.fixture(scope="session")
 def beauty_5core():
-    from harness.data.prepare import load_dataset
+    from protocol.data.prepare import load_dataset
 
     return load_dataset("beauty-5core")
 
@@ -52,6 +52,6 @@ def beauty_5core():
 @pytest.fixture(scope="session")
 def toys():
     """The bundled mini Toys (prepared once per session)."""
-    from harness.data.prepare import load_dataset
+    from protocol.data.prepare import load_dataset
 
     return load_dataset("toys")

@@ -147,8 +147,8 @@ def test_store_paths_map_between_driver_and_node(tmp_path):
 
 
 def test_receive_replaces_a_half_written_run_and_keeps_finished_ones(tmp_path):
-    from harness.evaluate import Evaluation
-    from harness.store import ResultStore
+    from protocol.evaluate import Evaluation
+    from protocol.store import ResultStore
 
     node = ResultStore(tmp_path / "node")  # a run finished on a node, in the node's own store
     ev = Evaluation.from_ranks(np.array([0, 3, 20]), np.array([False, True, False]))

@@ -8,8 +8,8 @@ import yaml
 
 from conftest import SHARED_DATA
 from harness.cli import main as cli_main
-from harness.data.export import export
-from harness.errors import HarnessError
+from protocol.data.export import export
+from protocol.errors import HarnessError
 
 pytestmark = pytest.mark.skipif(not (SHARED_DATA / "amazon-beauty-5core").exists(),
                                 reason="needs ../shared/data/amazon-beauty-5core")
@@ -20,7 +20,7 @@ def read_mmrec(out, name) -> pd.DataFrame:
 
 
 def saved_features(dataset, folder, dataset_hash=None):
-    from extractors.featureset import FeatureSet
+    from protocol.featureset import FeatureSet
 
     rng = np.random.default_rng(0)
     features = FeatureSet(rng.normal(size=(dataset.n_items, 6)).astype(np.float32),
@@ -91,14 +91,14 @@ def test_recbole_atomic_files_reproduce_the_split(beauty_5core, tmp_path):
 
 
 def test_recbole_text_fields_are_read_literally():
-    from harness.data.export import _atomic_text
+    from protocol.data.export import _atomic_text
 
     # A tab would split the field; a leading " would open a quoted field in RecBole's reader.
     assert _atomic_text('"12" brush\twith\nlines ') == "'12' brush with lines"
 
 
 def test_recbole_categories_are_the_first_path_as_tokens():
-    from harness.data.export import _category_tokens
+    from protocol.data.export import _category_tokens
 
     assert _category_tokens('[["Toys & Games", "Board Games"], ["Gifts"]]') == "Toys_&_Games Board_Games"
     assert _category_tokens("") == ""

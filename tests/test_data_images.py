@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from harness.cli import main as cli_main
-from harness.data.build import build_dataset
-from harness.data.dataset import Dataset
-from harness.data.images import REPORT_CSV, REPORT_JSON, FetchSettings, download_images, local_images
-from harness.data.spec import DatasetSpec
-from harness.errors import HarnessError
+from protocol.data.build import build_dataset
+from protocol.data.dataset import Dataset
+from protocol.data.images import REPORT_CSV, REPORT_JSON, FetchSettings, download_images, local_images
+from protocol.data.spec import DatasetSpec
+from protocol.errors import HarnessError
 
 BODIES = {"/a.jpg": b"\xff\xd8jpeg-a", "/b": b"\x89PNGpng-b", "/flaky.jpg": b"\xff\xd8jpeg-d"}
 FAST = FetchSettings(retries=2, timeout=5.0, backoff=0.01)

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.data.prepare import prepare
-from harness.data.spec import dataset_spec
+from protocol.data.prepare import prepare
+from protocol.data.spec import dataset_spec
 from conftest import SHARED_DATA
 
 pytestmark = pytest.mark.skipif(not (SHARED_DATA / "amazon-beauty-5core").exists(),

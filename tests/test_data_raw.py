@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 
 from harness.cli import main as cli_main
-from harness.data.amazon import read_amazon_source
-from harness.data.build import build_dataset
-from harness.data.prepare import prepare
-from harness.data.recipes import apply_recipe
-from harness.data.spec import DatasetSpec
-from harness.errors import HarnessError
+from protocol.data.amazon import read_amazon_source
+from protocol.data.build import build_dataset
+from protocol.data.prepare import prepare
+from protocol.data.recipes import apply_recipe
+from protocol.data.spec import DatasetSpec
+from protocol.errors import HarnessError
 
 # (user, item, time). U1-U3 x A-C and U7-U9 x G-I are dense blocks; U4 buys D, E twice and F.
 # With min_count 3 the single pass (llmemb) drops only F, keeps D (raw count 3, U4 included) and
@@ -139,7 +139,7 @@ def test_python_literal_meta_maps_fields_and_keeps_key_order(raw, tmp_path):
 
 
 def test_related_is_dropped_but_a_text_quoting_it_is_kept_whole(tmp_path):
-    from harness.data.amazon import read_meta
+    from protocol.data.amazon import read_meta
 
     path = write_lines(tmp_path / "meta_Beauty.json", [
         "{'related': {'also_bought': ['B']}, 'asin': 'A'}",
@@ -168,7 +168,7 @@ def test_reviews_gzip_plain_and_ratings_csv_give_the_same_content(raw, tmp_path)
 
 
 def test_source_hashes_are_recorded(raw, tmp_path):
-    from harness.fileio import file_sha256
+    from protocol.fileio import file_sha256
 
     meta = prepare(spec_for(raw), out_dir=tmp_path / "ds").meta
     assert meta["sources"] == {name: file_sha256(raw / name)
@@ -329,6 +329,6 @@ def test_out_dir_holding_other_settings_is_not_reused(raw, tmp_path):
 
 
 def test_a_new_domain_is_a_new_dataset_directory(raw):
-    from harness.data.prepare import dataset_dir
+    from protocol.data.prepare import dataset_dir
 
     assert dataset_dir(spec_for(raw, domain="toys")) != dataset_dir(spec_for(raw))

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from harness.evaluate import evaluate, full_ranks, metrics_from_ranks, sampled_ranks
+from protocol.evaluate import evaluate, full_ranks, metrics_from_ranks, sampled_ranks
 
 
 def test_perfect_scorer_gives_one():
@@ -89,7 +89,7 @@ def test_ranks_from_vectors_equal_ranks_of_their_score_matrix_block_by_block(mon
     sampled ranks taken from the blocks (with targets) and from gathered candidates (without)."""
     import torch
 
-    import harness.evaluate as evaluate_module
+    import protocol.evaluate as evaluate_module
 
     rng = np.random.default_rng(1)
     users = torch.from_numpy(rng.integers(-2, 3, (45, 4)).astype(np.float32))

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from extractors.store import feature_dir, load_or_extract, make_extractor, raw_dir
-from harness.errors import HarnessError
+from protocol.errors import HarnessError
 
 REPO = Path(__file__).resolve().parent.parent
 USERS = 30
@@ -35,7 +35,7 @@ def _subset_source(folder: Path, users: int) -> Path:
 
 @pytest.fixture(scope="module")
 def small_beauty(tmp_path_factory):
-    from harness.data.prepare import load_dataset
+    from protocol.data.prepare import load_dataset
 
     folder = _subset_source(tmp_path_factory.mktemp("small_beauty"), USERS)
     return load_dataset("beauty", "mini", {"path": str(folder)})
@@ -137,7 +137,7 @@ def test_two_torchrun_processes_give_the_one_process_features(small_beauty, qwen
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "qwenvl features of beauty extracted" in done.stdout
-    from extractors.featureset import FeatureSet
+    from protocol.featureset import FeatureSet
 
     path = Path(done.stdout.split("feature set: ")[1].strip())
     both = FeatureSet.load(path, small_beauty)
@@ -190,7 +190,7 @@ def test_missing_b_file_is_a_clear_error_and_leaves_nothing(small_beauty, tmp_pa
 
 
 def test_corrupt_image_is_counted_and_reported(small_beauty, tmp_path, monkeypatch, capsys):
-    from harness.data.dataset import Dataset
+    from protocol.data.dataset import Dataset
 
     copy = shutil.copytree(small_beauty.path, tmp_path / "copy")
     (copy / small_beauty.items["image"][3]).write_bytes(b"\x89PNG broken")
@@ -202,7 +202,7 @@ def test_corrupt_image_is_counted_and_reported(small_beauty, tmp_path, monkeypat
 
 
 def test_data_set_without_text_fields_is_refused(tmp_path):
-    from harness.data.prepare import load_dataset
+    from protocol.data.prepare import load_dataset
 
     folder = _subset_source(tmp_path, 10)
     rows = (folder / "items.tsv").read_text().splitlines()
@@ -239,7 +239,7 @@ def test_diagnose_command_writes_csv(small_beauty, capsys):
     import pandas as pd
 
     from harness.cli import main
-    from harness.config import results_dir
+    from protocol.config import results_dir
 
     assert main(["diagnose", "-d", str(small_beauty.path), "-e", "qwenvl", "-e", "base"]) == 0
     table = pd.read_csv(results_dir() / "diagnostics" / "beauty.csv")

@@ -6,8 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from harness.errors import HarnessError
-from harness.fileio import file_sha256
+from protocol.errors import HarnessError
+from protocol.fileio import file_sha256
 
 
 # --- the .b reader -------------------------------------------------------------------------
@@ -42,7 +42,7 @@ def test_b_reader_errors_name_the_fix(tmp_path):
 # --- images ----------------------------------------------------------------------------------
 
 def test_rendered_images_are_deterministic_and_follow_the_title():
-    from extractors.images import render_image
+    from protocol.data.render import render_image
 
     a = np.asarray(render_image("OPI Nail Lacquer red", "Beauty, Nails"))
     assert a.shape == (64, 64, 3)
@@ -54,7 +54,7 @@ def test_rendered_images_are_deterministic_and_follow_the_title():
 def test_render_item_images_writes_one_file_per_item(tmp_path):
     import pandas as pd
 
-    from extractors.images import render_item_images
+    from protocol.data.render import render_item_images
 
     table = pd.DataFrame({"index": [0, 1], "title": ["a b", "c"], "categories": ["[]", '[["Toys"]]']})
     paths = render_item_images(tmp_path, table)
@@ -63,7 +63,8 @@ def test_render_item_images_writes_one_file_per_item(tmp_path):
 
 
 def test_missing_remote_and_corrupt_images_become_the_counted_noise_image(tmp_path):
-    from extractors.images import ImageReport, load_item_image, noise_image, render_image
+    from extractors.images import ImageReport, load_item_image, noise_image
+    from protocol.data.render import render_image
 
     render_image("ok", "").save(tmp_path / "ok.png")
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG not really")

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from extractors.featureset import FeatureSet
+from protocol.featureset import FeatureSet
 from recommenders import projection
 from recommenders.slmrec import SLMRec
 from recommenders.vbpr import VBPR

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from harness.errors import HarnessError
 from harness.tables import figures
+from protocol.errors import HarnessError
 
 FOOTER = "profile mini (checks the pipeline, not the paper) | 2026-12-02 | commit abc1234 | data e6f64053"
 # Hand-picked values per (variant, group, metric); CIs are value -/+ 0.02.

@@ -8,9 +8,9 @@ import pytest
 from test_models import random_features
 
 import harness.executors as executors
-from harness.errors import HarnessError
 from harness.grid import grid_axes, run_grid
-from harness.store import ResultStore
+from protocol.errors import HarnessError
+from protocol.store import ResultStore
 
 TINY = {"embedding_size": 16, "train.max_epochs": 2, "train.full_ranking": False, "train.progress": False}
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 from test_protocol import hand_spec
 
-from harness.data.prepare import prepare
-from harness.errors import HarnessError
 from harness.grid import run_grid
-from harness.store import ResultStore
+from protocol.data.prepare import prepare
+from protocol.errors import HarnessError
+from protocol.store import ResultStore
 
 
 def test_an_edited_source_makes_the_prepared_data_set_stale(tmp_path):

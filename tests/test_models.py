@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from extractors.featureset import FeatureSet
-from harness.errors import HarnessError
+from protocol.errors import HarnessError
+from protocol.featureset import FeatureSet
 from recommenders import MODELS
 from recommenders.sampling import eval_batches
 from recommenders.trainer import TrainConfig, Trainer

@@ -40,7 +40,7 @@ def resolve(spec: str, dataset: str):
     """The paper profile's value of one setting, through the harness's own resolution."""
     kind, _, rest = spec.partition(":")
     if kind == "dataset":
-        from harness.data.spec import dataset_spec
+        from protocol.data.spec import dataset_spec
 
         return getattr(dataset_spec(dataset, "paper"), rest.split(":", 1)[1])
     if kind in ("model", "train"):

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from harness.cli import main as cli_main
-from harness.errors import HarnessError
 from harness.runner import RunSpec, execute
-from harness.store import ResultStore
+from protocol.errors import HarnessError
+from protocol.store import ResultStore
 from recommenders import MODELS
 from test_models import random_features
 
@@ -87,8 +87,8 @@ def test_mmrec_graph_models_see_the_training_split_only(toys):
 
 
 def test_mmrec_settings_and_grid_come_from_its_yaml():
-    from harness.config import load_profile
     from harness.grid import grid_axes
+    from protocol.config import load_profile
 
     # src/configs/model/VBPR.yaml: reg_weight: [2.0, 1.0, 1e-01, 1e-02, 1e-03, 1e-04, 1e-05]
     axes, _ = grid_axes("mmrec:VBPR", "base", {})

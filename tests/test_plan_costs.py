@@ -111,7 +111,7 @@ def no_raw_files(tmp_path, monkeypatch):
 
     import huggingface_hub.constants
 
-    import harness.config
+    import protocol.config
 
     configs = tmp_path / "configs"
     shutil.copytree(REPO / "configs", configs)
@@ -122,7 +122,7 @@ def no_raw_files(tmp_path, monkeypatch):
             if paper.get(key):
                 paper[key] = str(tmp_path / "raw" / paper[key])
         path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    monkeypatch.setattr(harness.config, "CONFIG_DIR", configs)
+    monkeypatch.setattr(protocol.config, "CONFIG_DIR", configs)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
     return configs
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from extractors.pooling import masked_mean, pca_reduce
-from harness.errors import HarnessError
+from protocol.errors import HarnessError
 
 
 def test_masked_mean_ignores_pad_positions():
@@ -38,8 +38,9 @@ def tiny_qwen():
 def test_left_padded_batch_gives_the_item_alone(tiny_qwen):
     """The real forward pass: a short item padded on the left next to a long one is unchanged."""
     from extractors import prompts
-    from extractors.images import noise_image, render_image
+    from extractors.images import noise_image
     from extractors.qwenvl import batch_inputs, chat_text, pooled_hidden
+    from protocol.data.render import render_image
 
     model, processor = tiny_qwen
     cpu = torch.device("cpu")

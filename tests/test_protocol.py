@@ -28,11 +28,11 @@ import torch
 from torch import nn
 
 import recommenders.pop
-from harness.data.prepare import prepare
-from harness.data.spec import DatasetSpec
-from harness.evaluate import full_ranks, sampled_ranks
 from harness.grid import run_grid
-from harness.store import ResultStore
+from protocol.data.prepare import prepare
+from protocol.data.spec import DatasetSpec
+from protocol.evaluate import full_ranks, sampled_ranks
+from protocol.store import ResultStore
 from recommenders.base import Recommender
 from recommenders.pop import Pop
 from recommenders.trainer import TrainConfig, Trainer

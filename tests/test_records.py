@@ -16,11 +16,11 @@ from test_protocol import hand_spec
 import recommenders.trainer as trainer_module
 from conftest import REPO
 from harness.cli import main as cli
-from harness.data.prepare import prepare
-from harness.fileio import atomic_dir, atomic_path, write_json
-from harness.provenance import git_commit
 from harness.runner import RunSpec, execute
-from harness.store import ResultStore
+from protocol.data.prepare import prepare
+from protocol.fileio import atomic_dir, atomic_path, write_json
+from protocol.provenance import git_commit
+from protocol.store import ResultStore
 
 
 @pytest.fixture(scope="module")

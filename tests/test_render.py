@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.errors import HarnessError
 from harness.tables.render import render_latex, render_markdown
+from protocol.errors import HarnessError
 
 nan = np.nan
 

@@ -495,8 +495,8 @@ def test_image_warning_without_examples_has_no_empty_example(capsys):
 
 
 def test_feature_set_with_reordered_rows_is_refused(capsys, places, tmp_path):
-    from extractors.featureset import FeatureSet
-    from harness.data.prepare import load_dataset
+    from protocol.data.prepare import load_dataset
+    from protocol.featureset import FeatureSet
 
     dataset = load_dataset(str(places["shop"]))
     rng = np.random.default_rng(0)
@@ -515,7 +515,7 @@ def test_feature_set_with_reordered_rows_is_refused(capsys, places, tmp_path):
 
 def test_damaged_extraction_shard_is_named_with_its_fix(tmp_path):
     from extractors.shards import Ranks, merge_shards, run_shards, shard_path
-    from harness.errors import HarnessError
+    from protocol.errors import HarnessError
 
     run_shards(tmp_path, "text", 6, 3, lambda idx: (np.ones((len(idx), 2)), {}), Ranks())
     assert merge_shards(tmp_path, "text", 6, 3)[0].shape == (6, 2)

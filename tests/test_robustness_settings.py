@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.cli import main
-from harness.errors import HarnessError
+from protocol.errors import HarnessError
 
 
 # -- what "refused" means --------------------------------------------------------------------
@@ -183,7 +183,7 @@ def test_a_resumed_run_reports_the_time_of_every_process(toys, monkeypatch, tmp_
     import harness.runner as runner
     import recommenders.trainer as trainer_module
     from harness.runner import RunSpec, execute
-    from harness.store import ResultStore
+    from protocol.store import ResultStore
     from recommenders.trainer import Trainer
 
     clock = [0.0]
@@ -318,7 +318,7 @@ EXTRACTORS = {
 TRAINER = {"max_epochs": NON_NEGATIVE_INT, "patience": SIZE, "eval_batch_size": SIZE, "device": device,
            "seed": NON_NEGATIVE_INT, "full_ranking": FLAG, "progress": FLAG, "threads": NON_NEGATIVE_INT,
            "valid_metric": lambda v: isinstance(v, str) and bool(re.fullmatch(r"(hit|ndcg)@[1-9]\d*", v))}
-DATASET = {"domain": TEXT, "source": one_of("sequences", "amazon"), "path": TEXT, "reviews": TEXT, "ratings": TEXT,
+DATASET = {"domain": TEXT, "source": one_of("sequences", "amazon", "amazon2023"), "path": TEXT, "reviews": TEXT, "ratings": TEXT,
            "meta": TEXT, "image_features": TEXT, "recipe": one_of("llmemb", "kcore", "none"),
            "min_count": SIZE, "min_user_len": ints(lambda v: v >= 3), "n_negatives": SIZE,
            "negative_seed": NON_NEGATIVE_INT, "tail_threshold": SIZE, "images": one_of("none", "render"),
@@ -358,7 +358,7 @@ def values_of(default) -> st.SearchStrategy:
     if isinstance(default, list):
         return st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2, 60)), max_size=3)
     choices = ["auto", "cpu", "cuda", "cuda:1", "gpu", "moda", "lora", "cmsa", "infonce", "fp32", "bf16", "x",
-               "", "ndcg@10", "hit@5", "ndcg@0", "auc", "sequences", "amazon", "kcore", "none", "render", default]
+               "", "ndcg@10", "hit@5", "ndcg@0", "auc", "sequences", "amazon", "amazon2023", "kcore", "none", "render", default]
     return st.one_of(st.sampled_from(choices), st.integers(0, 3), st.none())
 
 
@@ -393,8 +393,8 @@ def owners() -> dict[str, tuple]:
     import dataclasses
 
     from extractors.registry import EXTRACTORS as EXTRACTOR_REGISTRY
-    from harness.config import build
-    from harness.data.spec import DatasetSpec
+    from protocol.config import build
+    from protocol.data.spec import DatasetSpec
     from recommenders import MODELS as MODEL_REGISTRY
     from recommenders.trainer import TrainConfig
 

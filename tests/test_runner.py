@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from harness.runner import RunSpec, execute, headline
-from harness.store import ResultStore
+from protocol.store import ResultStore
 
 RANDOM_HR10 = 10 / 101
 

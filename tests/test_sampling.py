@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from harness.errors import HarnessError
+from protocol.errors import HarnessError
 from recommenders.sampling import pairwise_batches
 
 

@@ -13,8 +13,8 @@ FAST = {"steps": 3, "batch_items": 4, "pca_dim": 8}
 
 @pytest.fixture(scope="module")
 def small_toys(tmp_path_factory):
-    from harness.data.mini import make_mini
-    from harness.data.prepare import load_dataset
+    from protocol.data.mini import make_mini
+    from protocol.data.prepare import load_dataset
 
     source = tmp_path_factory.mktemp("toys-small") / "source"
     make_mini(REPO / "harness" / "bundled" / "toys", source, n_users=10)
@@ -56,7 +56,7 @@ def test_a_vbpr_run_on_sda_features_records_them(small_toys):
     features = load_or_extract(small_toys, "sda", "mini", progress=False)
     assert set(out["metrics"]["feature_key"]) == {features.key}
     # The run's manifest leads to the feature set, whose meta names the adapter.
-    from extractors.featureset import FeatureSet
+    from protocol.featureset import FeatureSet
 
     recorded = FeatureSet.load(out["manifest"]["feature_path"], small_toys)
     settings = make_extractor("sda", small_toys, "mini").settings()

@@ -16,7 +16,7 @@ from extractors.sda.layer import expert_weights, moda_layers
 from extractors.sda.model import IMAGE, TEXT, add_adapter, load_adapter
 from extractors.sda.store import adapter_dir, adapter_meta, adapter_settings, ensure_adapter
 from harness.cli import main as cli
-from harness.errors import HarnessError
+from protocol.errors import HarnessError
 
 # A few cheap steps for the mechanics; the learning test uses the mini profile's own recipe.
 SHORT = {"steps": 4, "batch_items": 4, "checkpoint_every": 2}

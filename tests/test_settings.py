@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from harness.cli import main
-from harness.config import check_value
-from harness.errors import HarnessError, did_you_mean
+from protocol.config import check_value
+from protocol.errors import HarnessError, did_you_mean
 
 from conftest import SHARED_DATA
 
@@ -106,7 +106,7 @@ def test_a_folder_is_a_data_set_with_the_5core_settings(capsys, tmp_path):
     assert main(["data", "prepare", "--dataset", str(folder), "--name", "myshop", "n_negatives=1"]) == 0
     out = capsys.readouterr().out
     assert "assumed recipe=none, tail_threshold=4, n_negatives=1, negative_seed=2024" in out
-    from harness.data.dataset import Dataset
+    from protocol.data.dataset import Dataset
 
     (path,) = prepared_named("myshop")
     dataset = Dataset(path)
@@ -117,7 +117,7 @@ def test_a_folder_is_a_data_set_with_the_5core_settings(capsys, tmp_path):
 
 @pytest.mark.skipif(not (SHARED_DATA / "amazon-toys-5core").exists(), reason="needs ../shared/data")
 def test_a_5core_folder_gets_the_settings_of_its_config():
-    from harness.data.spec import dataset_spec, folder_spec
+    from protocol.data.spec import dataset_spec, folder_spec
 
     configured = dataset_spec("toys-5core")
     assert folder_spec(str(SHARED_DATA / "amazon-toys-5core")).recipe_settings() == configured.recipe_settings()
@@ -135,7 +135,7 @@ def test_workers_divide_the_cores():
 
 
 def test_threads_apply_inside_the_run_only():
-    from harness.threads import torch_threads
+    from protocol.threads import torch_threads
 
     before = torch.get_num_threads()
     with torch_threads(before + 1):
@@ -147,7 +147,7 @@ def test_threads_apply_inside_the_run_only():
 
 def test_pop_records_its_peak_memory(mini_beauty, tmp_path):
     from harness.runner import RunSpec, execute
-    from harness.store import ResultStore
+    from protocol.store import ResultStore
 
     spec = RunSpec.resolve("pop", "beauty", "base", "mini", {"train.progress": False})
     out = execute(spec, store=ResultStore(tmp_path), dataset=mini_beauty)

@@ -4,11 +4,11 @@ import pandas as pd
 import pytest
 from scipy import special, stats
 
-from harness.errors import HarnessError
-from harness.evaluate import Evaluation
+from protocol.errors import HarnessError
+from protocol.evaluate import Evaluation
 from harness.significance import (MIN_TEST_N, bootstrap_ci, format_p, holm, mark_cells, paired_stats, paired_test,
                                   relative_gain, relative_gain_n)
-from harness.store import ResultStore
+from protocol.store import ResultStore
 
 
 def _write(store, key, ranks, tail, data_hash="h"):

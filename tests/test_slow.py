@@ -3,7 +3,7 @@ import pytest
 
 from conftest import SHARED_DATA
 from harness.runner import RunSpec, execute
-from harness.store import ResultStore
+from protocol.store import ResultStore
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not (SHARED_DATA / "amazon-toys-5core").exists(), reason="needs ../shared/data")]

@@ -28,7 +28,7 @@ def _lines(folder: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def sports_5core():
-    from harness.data.prepare import load_dataset
+    from protocol.data.prepare import load_dataset
 
     assert SOURCE.is_dir(), f"{SOURCE} is missing: the Sports 5-core ships in ../shared/data"
     return load_dataset("sports-5core")
@@ -73,7 +73,7 @@ def test_mini_sports_keeps_2000_whole_histories():
 
 
 def test_mini_sports_is_rebuilt_by_the_documented_rule(tmp_path):
-    from harness.data.mini import make_mini
+    from protocol.data.mini import make_mini
 
     make_mini(SOURCE, tmp_path / "sports", n_users=2000, seed=0)
     for name in ("sequences.txt", "items.tsv"):
@@ -81,7 +81,7 @@ def test_mini_sports_is_rebuilt_by_the_documented_rule(tmp_path):
 
 
 def test_sports_prepare_stats_and_a_pop_run_from_the_cli(capsys):
-    from harness.config import results_dir
+    from protocol.config import results_dir
 
     assert main(["data", "prepare", "--dataset", "sports"]) == 0
     lines = _lines(BUNDLED)
@@ -106,7 +106,7 @@ def test_sports_prepare_stats_and_a_pop_run_from_the_cli(capsys):
 @pytest.fixture(scope="module")
 def tiny_sports(tmp_path_factory):
     """Five hand-made items, two of them without any text (2 and 4), three users."""
-    from harness.data.prepare import load_dataset
+    from protocol.data.prepare import load_dataset
 
     folder = tmp_path_factory.mktemp("tiny-sports")
     (folder / "items.tsv").write_text(
@@ -133,7 +133,7 @@ def test_items_without_text_are_counted_in_every_feature_set(tiny_sports):
 def test_items_without_a_title_get_a_plain_rendered_image(tiny_sports):
     from PIL import Image
 
-    from extractors.images import render_image
+    from protocol.data.render import render_image
 
     blank = np.asarray(render_image("", ""))
     for index, title in enumerate(tiny_sports.items["title"]):

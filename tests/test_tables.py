@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from extractors.featureset import FeatureSet
 from harness.cli import main as cli
-from harness.errors import HarnessError
 from harness.runner import RunSpec
 from harness.tables.build import ablation_deltas, join_paper, paper_values
 from harness.tables.plan import load_plan
 from harness.tables.report import headline_gains
+from protocol.errors import HarnessError
+from protocol.featureset import FeatureSet
 
 
 def test_table1_plan_has_the_papers_192_cells():
@@ -261,9 +261,9 @@ def test_the_table_command_writes_partial_and_other_profile_tables_beside_the_fu
 
 
 def test_per_user_values_reach_the_tests_keyed_by_user_id(tmp_path):
-    from harness.evaluate import Evaluation
-    from harness.store import ResultStore
     from harness.tables.build import PerUser
+    from protocol.evaluate import Evaluation
+    from protocol.store import ResultStore
 
     store = ResultStore(tmp_path)
     for key, users, ranks, tail in (("a", [30, 10, 20, 40], [0, 50, 3, 12], [True, False, True, False]),
@@ -362,7 +362,7 @@ def test_a_killed_build_resumes_without_rerunning_and_gives_the_same_table(tmp_p
 
     from test_extract_end_to_end import _subset_source
 
-    from harness.data.prepare import load_dataset
+    from protocol.data.prepare import load_dataset
 
     paths = []
     for users in (40, 30):
@@ -409,7 +409,7 @@ def test_a_killed_build_resumes_without_rerunning_and_gives_the_same_table(tmp_p
 
 
 def test_table2_puts_our_statistics_beside_the_papers(capsys):
-    from harness.config import results_dir
+    from protocol.config import results_dir
 
     assert cli(["table", "table2"]) == 0
     table = pd.read_csv(results_dir() / "tables" / "table2.csv").set_index(["dataset", "source"])

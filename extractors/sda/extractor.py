@@ -13,7 +13,7 @@ from extractors.qwenvl import QwenVLExtractor
 from extractors.sda import train
 from extractors.sda.model import load_adapter
 from extractors.sda.store import adapter_key, adapter_meta, ensure_adapter
-from harness.errors import HarnessError
+from protocol.errors import HarnessError
 
 
 class SDAExtractor(QwenVLExtractor):

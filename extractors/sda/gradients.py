@@ -17,7 +17,7 @@ from extractors.sda.loss import AlignmentLoss
 from extractors.sda.model import load_adapter
 from extractors.sda.store import adapter_key, adapter_meta, ensure_adapter
 from extractors.sda.train import item_inputs, step_items
-from harness.threads import torch_threads
+from protocol.threads import torch_threads
 
 MODULES = ("q_proj", "k_proj")
 PAPER = {("lora", "q_proj"): -0.0955, ("lora", "k_proj"): -0.0705,

@@ -16,9 +16,9 @@ from pathlib import Path
 from extractors.qwenvl import QwenVLExtractor
 from extractors.sda import train
 from extractors.shards import dtype_name
-from harness.config import artifacts_dir
-from harness.errors import HarnessError
-from harness.fileio import read_json, stable_key
+from protocol.config import artifacts_dir
+from protocol.errors import HarnessError
+from protocol.fileio import read_json, stable_key
 
 CODE_VERSION = 1
 MODA_ONLY = ("experts", "gate_dim")
@@ -52,7 +52,7 @@ def adapter_meta(path: Path) -> dict:
 
 def ensure_adapter(dataset, settings: dict, progress: bool = True) -> Path:
     """The adapter for `settings` on `dataset`, trained first (or resumed) when not yet finished."""
-    from harness.threads import torch_threads
+    from protocol.threads import torch_threads
 
     path = adapter_dir(dataset, settings)
     if not (path / "sda.json").exists():

@@ -26,9 +26,9 @@ from extractors.images import load_images
 from extractors.sda.loss import LOSSES, AlignmentLoss
 from extractors.sda.model import ADAPTERS, add_adapter
 from extractors.shards import Ranks, barrier
-from harness.config import DROPOUT, NON_NEGATIVE, POSITIVE, SIZE, at_least
-from harness.errors import HarnessError
-from harness.fileio import atomic_dir, atomic_path, write_json
+from protocol.config import DROPOUT, NON_NEGATIVE, POSITIVE, SIZE, at_least
+from protocol.errors import HarnessError
+from protocol.fileio import atomic_dir, atomic_path, write_json
 
 # DESIGN's recipe and MoDA's shape (r = 8, α = 32, dropout 0.1, N_e = 8, gate 2 × 64); the
 # extractor's settings beside Qwen-VL's, overridden by configs/extractors/sda*.yaml and the CLI.
@@ -54,7 +54,7 @@ DEFAULTS = {
     "gradient_checkpointing": True,
     "checkpoint_every": 200,
 }
-# What each accepts beyond its default's type (harness.config); cmsa_dim's upper bound (the model's
+# What each accepts beyond its default's type (protocol.config); cmsa_dim's upper bound (the model's
 # hidden size) and batch_items' (the data set's items) are checked before training (check_settings).
 RULES = {"adapter": ADAPTERS, "experts": SIZE, "rank": SIZE, "alpha": POSITIVE, "dropout": DROPOUT,
          "gate_dim": SIZE, "loss": tuple(LOSSES), "tau": POSITIVE, "cmsa_dim": SIZE, "steps": SIZE,

@@ -20,13 +20,13 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from harness.config import parse_overrides
-    from harness.data.prepare import load_dataset
     from extractors.base import check_extractor_settings
     from extractors.sda.params import describe, parameter_counts
     from extractors.sda.store import adapter_meta, ensure_adapter
     from extractors.sda.train import check_settings, model_config, torchrun_ranks
     from extractors.store import make_extractor
+    from protocol.config import parse_overrides
+    from protocol.data.prepare import load_dataset
 
     chosen = {"experts": args.experts, "loss": args.loss, "adapter": args.adapter}
     overrides = parse_overrides(args.overrides) | {k: v for k, v in chosen.items() if v is not None}

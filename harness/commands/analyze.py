@@ -21,8 +21,8 @@ def add_parser(sub) -> None:
 
 
 def gradients_main(args) -> int:
-    from harness.config import parse_overrides
-    from harness.errors import HarnessError
+    from protocol.config import parse_overrides
+    from protocol.errors import HarnessError
 
     if args.batches < 1:
         raise HarnessError(f"--batches {args.batches} must be at least 1.")
@@ -39,9 +39,9 @@ def gradient_table(dataset_name: str, profile: str | None, overrides: dict, batc
 
     from extractors.sda.gradients import gradient_conflict
     from extractors.store import make_extractor
-    from harness.config import results_dir
-    from harness.data.prepare import load_dataset
-    from harness.fileio import atomic_path, check_output_file, csv_starts_with
+    from protocol.config import results_dir
+    from protocol.data.prepare import load_dataset
+    from protocol.fileio import atomic_path, check_output_file, csv_starts_with
 
     if csv:  # before any work: a folder, or a file the harness did not write, is refused
         check_output_file(Path(csv), "--csv", lambda p: csv_starts_with(p, ("dataset", "data_hash", "adapter")))

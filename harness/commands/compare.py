@@ -19,7 +19,7 @@ def main(args) -> int:
     import pandas as pd
 
     from harness.significance import format_p, paired_test
-    from harness.store import ResultStore
+    from protocol.store import ResultStore
 
     store = ResultStore()
     rows = []

@@ -44,17 +44,17 @@ def add_parser(sub) -> None:
 
 
 def _dataset(args):
-    from harness.config import parse_overrides
-    from harness.data.prepare import load_dataset
+    from protocol.config import parse_overrides
+    from protocol.data.prepare import load_dataset
 
     return load_dataset(args.dataset, args.profile, parse_overrides(args.overrides))
 
 
 def prepare_main(args) -> int:
-    from harness.config import parse_overrides
-    from harness.data.prepare import prepare
-    from harness.data.spec import dataset_spec, folder_spec, is_sequences_folder
-    from harness.errors import HarnessError
+    from protocol.config import parse_overrides
+    from protocol.data.prepare import prepare
+    from protocol.data.spec import dataset_spec, folder_spec, is_sequences_folder
+    from protocol.errors import HarnessError
 
     overrides = parse_overrides(args.overrides)
     if is_sequences_folder(args.dataset):
@@ -71,9 +71,9 @@ def prepare_main(args) -> int:
 def stats_main(args) -> int:
     from pathlib import Path
 
-    from harness.config import results_dir
-    from harness.data.stats import stats_row
-    from harness.fileio import atomic_path, check_output_file
+    from protocol.config import results_dir
+    from protocol.data.stats import stats_row
+    from protocol.fileio import atomic_path, check_output_file
 
     if args.csv:  # before any work: a folder, or a file the harness did not write, is refused
         check_output_file(Path(args.csv), "--csv", is_stats_csv)
@@ -89,8 +89,8 @@ def stats_main(args) -> int:
 
 def is_stats_csv(path) -> bool:
     """Whether `path` is a row `data stats` wrote (its header), so --csv may replace it."""
-    from harness.data.stats import COLUMNS
-    from harness.fileio import csv_starts_with
+    from protocol.data.stats import COLUMNS
+    from protocol.fileio import csv_starts_with
 
     return csv_starts_with(path, COLUMNS)
 
@@ -98,8 +98,8 @@ def is_stats_csv(path) -> bool:
 def export_main(args) -> int:
     from pathlib import Path
 
-    from harness.data.export import export
-    from harness.fileio import check_output_folder
+    from protocol.data.export import export
+    from protocol.fileio import check_output_folder
 
     check_output_folder(Path(args.out), "--out")  # before any work (export checks its files again)
     dataset = _dataset(args)
@@ -109,7 +109,7 @@ def export_main(args) -> int:
 
 
 def images_main(args) -> int:
-    from harness.data.images import REPORT_CSV, FetchSettings, download_images
+    from protocol.data.images import REPORT_CSV, FetchSettings, download_images
 
     dataset = _dataset(args)
     counts = download_images(dataset, args.workers, FetchSettings(args.retries, args.timeout))

@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from harness.config import parse_overrides
+    from protocol.config import parse_overrides
 
     table, out = diagnostics_table(args.dataset, args.extractor, args.profile, parse_overrides(args.overrides), args.csv)
     print(table.drop(columns=["feature_key", "data_hash"]).to_string(
@@ -38,9 +38,9 @@ def diagnostics_table(dataset_name: str, extractors: list[str], profile: str | N
     from extractors.alignment import diagnose
     from extractors.registry import EXTRACTORS
     from extractors.store import load_or_extract
-    from harness.config import results_dir
-    from harness.data.prepare import load_dataset
-    from harness.fileio import atomic_path, check_output_file, csv_starts_with
+    from protocol.config import results_dir
+    from protocol.data.prepare import load_dataset
+    from protocol.fileio import atomic_path, check_output_file, csv_starts_with
 
     for name in extractors:
         EXTRACTORS.check(name)

@@ -7,10 +7,12 @@ ORDER = 15
 
 
 def add_parser(sub) -> None:
+    from extractors.registry import EXTRACTORS  # light: names only (plugins' entry points, unimported)
+
     p = sub.add_parser("extract", help="item features of one extractor -> artifacts/features/",
                        description="Extract image and text features of every item of a data set with "
                                    "one extractor; a feature set with the same settings and data is reused.")
-    p.add_argument("--extractor", "-e", required=True, help="base | clip | qwenvl | sda | ...")
+    p.add_argument("--extractor", "-e", required=True, help=EXTRACTORS.listing())
     p.add_argument("--processes", type=int, default=1,
                    help="split items across this many processes (torchrun; one GPU each when present)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -47,9 +49,9 @@ def main(args) -> int:
     import os
     import subprocess
 
-    from harness.config import parse_overrides
-    from harness.data.prepare import load_dataset
-    from harness.errors import HarnessError
+    from protocol.config import parse_overrides
+    from protocol.data.prepare import load_dataset
+    from protocol.errors import HarnessError
 
     from extractors.base import check_extractor_settings
     from extractors.registry import EXTRACTORS

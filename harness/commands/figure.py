@@ -24,11 +24,11 @@ def add_parser(sub) -> None:
 def main(args) -> int:
     import pandas as pd
 
-    from harness.config import parse_overrides, profile_name, results_dir
-    from harness.errors import HarnessError
     from harness.tables import figures
     from harness.tables.build import PAPER_DIR
     from harness.tables.report import provenance_line
+    from protocol.config import parse_overrides, profile_name, results_dir
+    from protocol.errors import HarnessError
 
     overrides = parse_overrides(args.overrides)
     profile = profile_name(args.profile)

@@ -2,20 +2,23 @@
 from __future__ import annotations
 
 from harness.commands import add_address, add_common
-from harness.config import positive_int
 from harness.executors import EXECUTORS
+from protocol.config import positive_int
 
 ORDER = 25
 
 
 def add_parser(sub) -> None:
+    from extractors.registry import EXTRACTORS  # light: names only (plugins' entry points, unimported)
+    from recommenders import MODELS
+
     p = sub.add_parser("grid", help="run a model's grid, pick the winner on validation, write a summary row",
                        description="Expand configs/models/<model>.yaml `grid:` (override an axis with "
                                    "grid.KEY=[v1,v2]; other key=value pairs apply to every point), skip "
                                    "finished runs, pick the winner on validation only, and write one row "
                                    "to results/grid_summary.csv.")
-    p.add_argument("--model", "-m", required=True, help="vbpr | slmrec | sasrec | bert4rec | pop | mmrec:<Name>")
-    p.add_argument("--extractor", "-e", default="base", help="base (default) | clip | qwenvl | sda")
+    p.add_argument("--model", "-m", required=True, help=MODELS.listing())
+    p.add_argument("--extractor", "-e", default="base", help=f"{EXTRACTORS.listing()} (default base)")
     p.add_argument("--executor", default="local", choices=EXECUTORS, help="local (default) | ray")
     p.add_argument("--workers", type=positive_int, default=1, help="parallel runs (one GPU each when GPUs exist)")
     add_address(p)
@@ -24,8 +27,8 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from harness.config import parse_overrides
     from harness.grid import run_grid
+    from protocol.config import parse_overrides
 
     out = run_grid(args.model, args.dataset, args.extractor, args.profile, parse_overrides(args.overrides),
                    executor=args.executor, workers=args.workers, address=args.address)

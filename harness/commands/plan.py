@@ -37,9 +37,9 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from harness.config import parse_overrides, profile_name, results_dir
     from harness.costs.report import plan_report, table_jobs_for
-    from harness.errors import HarnessError
+    from protocol.config import parse_overrides, profile_name, results_dir
+    from protocol.errors import HarnessError
 
     inner = argparse.ArgumentParser(prog="python -m harness plan", add_help=False)
     inner.add_argument("target")

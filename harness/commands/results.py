@@ -22,9 +22,9 @@ def add_parser(sub) -> None:
 def main(args) -> int:
     import pandas as pd
 
-    from harness.config import results_dir
-    from harness.errors import HarnessError
-    from harness.store import ResultStore
+    from protocol.config import results_dir
+    from protocol.errors import HarnessError
+    from protocol.store import ResultStore
 
     if args.overrides:  # add_common's key=value slot: `results` has no settings, and a word is no filter
         raise HarnessError(f"results takes no '{args.overrides[0]}'; filter with --model, --extractor, "
@@ -56,7 +56,7 @@ def main(args) -> int:
 
 def _row(store, key: str, args) -> dict | None:
     """The listing row of finished run `key`, or None when the filters leave it out."""
-    from harness.config import profile_name
+    from protocol.config import profile_name
 
     ident = store.manifest(key)["identity"]
     if any(want and ident.get(field) != want for field, want in

@@ -7,11 +7,14 @@ ORDER = 20
 
 
 def add_parser(sub) -> None:
+    from extractors.registry import EXTRACTORS  # light: names only (plugins' entry points, unimported)
+    from recommenders import MODELS
+
     p = sub.add_parser("run", help="train one recommender with one feature set and write results/",
                        description="Train one recommender on one data set with one extractor's "
                                    "features; print overall and tail HR@10/NDCG@10 and where the CSV went.")
-    p.add_argument("--model", "-m", required=True, help="pop | vbpr | slmrec | sasrec | bert4rec | mmrec:<Name> | recbole:<Name>")
-    p.add_argument("--extractor", "-e", default="base", help="base (default) | clip | qwenvl | sda")
+    p.add_argument("--model", "-m", required=True, help=MODELS.listing())
+    p.add_argument("--extractor", "-e", default="base", help=f"{EXTRACTORS.listing()} (default base)")
     p.add_argument("--force", action="store_true", help="re-run even if this run key is finished")
     p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: auto)")
     add_common(p)
@@ -19,8 +22,8 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from harness.config import parse_overrides
     from harness.runner import RunSpec, check_known, execute, headline
+    from protocol.config import parse_overrides
 
     check_known(args.model, args.extractor)
     overrides = parse_overrides(args.overrides)

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from harness.commands import add_address, add_common
-from harness.config import positive_int
 from harness.executors import EXECUTORS
+from protocol.config import positive_int
 
 ORDER = 40
 
@@ -26,9 +26,9 @@ def add_parser(sub) -> None:
 def main(args) -> int:
     import sys
 
-    from harness.config import parse_overrides, profile_name, results_dir
-    from harness.errors import HarnessError
     from harness.tables.plan import load_plan
+    from protocol.config import parse_overrides, profile_name, results_dir
+    from protocol.errors import HarnessError
 
     if args.overrides:
         parse_overrides(args.overrides)
@@ -67,7 +67,7 @@ def check_inputs(plan, name: str, profile: str, datasets: list[str] | None) -> N
     import sys
 
     from harness.costs.report import missing_inputs
-    from harness.errors import HarnessError
+    from protocol.errors import HarnessError
 
     missing = missing_inputs(plan.jobs(datasets), profile)
     for what, fix in missing.items():

@@ -12,8 +12,8 @@ import functools
 import json
 from dataclasses import dataclass
 
-from harness.config import CONFIG_DIR
-from harness.errors import HarnessError
+from protocol.config import CONFIG_DIR
+from protocol.errors import HarnessError
 
 ARCH_DIR = CONFIG_DIR / "architectures"
 # Hub id of each extractor's model -> its config file here.

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.errors import HarnessError
+from protocol.errors import HarnessError
 
 CHARS_PER_TOKEN = 4.0
 # <|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n ... <|im_end|>\n
@@ -66,7 +66,7 @@ def _paper_sizes(name: str) -> tuple[int, int, int] | None:
 def _sequences_source(folder: Path) -> tuple[tuple[int, int, int], list, list[str]]:
     """(users, items, interactions), item metas as build.py stores them, and their columns, of a
     folder of sequences.txt + items.tsv (before any recipe)."""
-    from harness.data.sequences import read_sequences_source
+    from protocol.data.sequences import read_sequences_source
 
     users, histories, items = read_sequences_source(folder)
     columns = [c for c in items.columns if c not in ("raw_id", "meta", "image")]
@@ -78,7 +78,7 @@ def _sequences_source(folder: Path) -> tuple[tuple[int, int, int], list, list[st
 def _fallback_metas(name: str) -> tuple[list, str]:
     """Item metas of the shipped 5-core set of the same category, the raw meta's other fields at
     their assumed lengths."""
-    from harness.data.spec import dataset_spec
+    from protocol.data.spec import dataset_spec
 
     try:
         spec = dataset_spec(f"{name}-5core")
@@ -96,7 +96,7 @@ def _fallback_metas(name: str) -> tuple[list, str]:
 def _image_sizes(dataset) -> np.ndarray:
     from PIL import Image
 
-    from harness.data.images import local_images
+    from protocol.data.images import local_images
 
     sizes = []
     for rel in list(local_images(dataset.path).values())[:IMAGE_SAMPLE]:
@@ -115,9 +115,9 @@ def prepared_folder(name: str) -> Path | None:
 
 
 def data_stats(name: str, profile: str | None) -> DataStats:
-    from harness.data.dataset import Dataset
-    from harness.data.prepare import dataset_dir
-    from harness.data.spec import dataset_spec
+    from protocol.data.dataset import Dataset
+    from protocol.data.prepare import dataset_dir
+    from protocol.data.spec import dataset_spec
 
     folder = prepared_folder(name)
     spec = None if folder else dataset_spec(name, profile)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.config import results_dir
-from harness.errors import HarnessError
+from protocol.config import results_dir
+from protocol.errors import HarnessError
 
 # kind -> (peak dense bf16 TFLOPS without sparsity, memory GB), from the vendors' data sheets.
 GPUS = {"h100": (989.0, 80), "h200": (989.0, 141), "a100": (312.0, 80), "a100-40gb": (312.0, 40),

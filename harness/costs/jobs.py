@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from harness.costs import data as costdata
-from harness.fileio import read_json
 from harness.costs import flops, memory
 from harness.costs.architectures import ARCHITECTURES, build, clip_shapes, encoder_shape, lora_params, qwen_shape
+from protocol.fileio import read_json
 
 QWEN_EXTRACTORS = ("qwenvl", "sda", "sda-lora", "sda-infonce")
 # Settings that make another adapter (extractors/sda/store.py keys more; these change its cost).
@@ -79,7 +79,7 @@ def _shape_model(model: str, fallback: str | None = None):
         return build(ARCHITECTURES[model])
     folder = Path(model).expanduser()
     if model.startswith(TINY_PREFIX):
-        from harness.config import artifacts_dir
+        from protocol.config import artifacts_dir
 
         folder = artifacts_dir() / "models" / model[len(TINY_PREFIX):]
         if not (folder / "config.json").exists():
@@ -133,9 +133,9 @@ class Builder:
     # -- inputs ---------------------------------------------------------------------------
     def prepare(self, dataset: str) -> int:
         def make():
-            from harness.data.amazon import DOWNLOAD_HINT
-            from harness.data.prepare import dataset_dir, source_files
-            from harness.data.spec import dataset_spec
+            from protocol.data.amazon import DOWNLOAD_HINT
+            from protocol.data.prepare import dataset_dir, source_files
+            from protocol.data.spec import dataset_spec
 
             if costdata.prepared_folder(dataset):
                 return PlanJob("prepare", dataset, f"prepared {dataset}", note="prepared")
@@ -153,7 +153,7 @@ class Builder:
         return self.add(("prepare", dataset), make)
 
     def images(self, dataset: str, prepared: int) -> int | None:
-        from harness.data.spec import dataset_spec
+        from protocol.data.spec import dataset_spec
 
         folder = costdata.prepared_folder(dataset)
         images = (read_json(folder / "meta.json")["recipe"].get("images") if folder
@@ -169,9 +169,9 @@ class Builder:
             if stats.prepared is None:
                 job.missing.append(f"item images of {dataset} (none fetched: missing ones become noise images)")
             else:
-                from harness.data.images import local_images
+                from protocol.data.images import local_images
 
-                from harness.data.images import REPORT_JSON
+                from protocol.data.images import REPORT_JSON
 
                 have = len(local_images(stats.prepared))
                 if have == stats.items:
@@ -207,6 +207,9 @@ class Builder:
                 job.flops = stats.items * flops.encoder_forward(encoder_shape(arch), lengths) / len(lengths)
                 job.peak_bytes = memory.weights(sum(p.numel() for p in arch.parameters()))
             job.workload = "minilm"
+            return job
+        if extractor != "clip" and extractor not in QWEN_EXTRACTORS:  # a plugin: its inputs are its own
+            job.note = "plugin extractor: not costed"
             return job
         self._need_weights(job, settings["model"], settings.get("revision", ""), extractor)
         arch = self.arch(settings["model"], self._default_model(extractor))
@@ -303,8 +306,8 @@ class Builder:
             job.fixes.append(fix)
 
     def _need_cnn_file(self, job: PlanJob, dataset: str) -> None:
-        from harness.data.amazon import DOWNLOAD_HINT
-        from harness.data.spec import dataset_spec
+        from protocol.data.amazon import DOWNLOAD_HINT
+        from protocol.data.spec import dataset_spec
 
         if costdata.prepared_folder(dataset):
             return  # no config names a .b file for it

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.errors import HarnessError
+from protocol.errors import HarnessError
 
 
 def table_jobs_for(target: str, model: str | None, extractor: str, dataset: str | None,
@@ -47,7 +47,7 @@ def plan_report(table_jobs: list, name: str, profile: str, gpus: int, kind: str,
     """The printed plan (jobs, missing inputs once each, totals) and the CSV it writes."""
     from harness.costs.jobs import build_jobs
     from harness.costs.schedule import schedule
-    from harness.fileio import atomic_path
+    from protocol.fileio import atomic_path
 
     table = schedule(build_jobs(table_jobs, profile), gpus, kind)
     shown = table.assign(

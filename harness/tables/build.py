@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from harness.config import REPO_ROOT, results_dir
-from harness.errors import HarnessError
-from harness.store import ResultStore
 from harness.tables.plan import METRIC_COLUMNS, Job, Plan
+from protocol.config import REPO_ROOT, results_dir
+from protocol.errors import HarnessError
+from protocol.store import ResultStore
 
 PAPER_DIR = REPO_ROOT.parent / "shared" / "paper"
 JOIN_KEYS = ["model", "extractor", "variant", "dataset", "group", "metric"]
@@ -98,9 +98,9 @@ def inputs_task(plan: Plan, jobs: list[Job], profile: str | None, log: str) -> E
     of a cluster (an SDA adapter trained on N processes gets N GPUs of one node)."""
     from extractors.store import extractor_settings
     from harness.cluster import resources
-    from harness.config import artifacts_dir
-    from harness.data.prepare import load_dataset
-    from harness.data.spec import dataset_spec
+    from protocol.config import artifacts_dir
+    from protocol.data.prepare import load_dataset
+    from protocol.data.spec import dataset_spec
 
     dataset = load_dataset(jobs[0].dataset, profile)
     raw = []

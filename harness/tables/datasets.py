@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.fileio import atomic_path
 from harness.tables.plan import Plan
+from protocol.fileio import atomic_path
 
 COLUMNS = {"users": "Users", "items": "Items", "interactions": "Interactions", "sparsity_percent": "Sparsity %",
            "avg_length": "Mean length", "tail_items": "Tail items", "tail_test_users": "Tail test users"}
@@ -14,9 +14,9 @@ COLUMNS = {"users": "Users", "items": "Items", "interactions": "Interactions", "
 
 def statistics(plan: Plan, profile: str) -> pd.DataFrame:
     """One row per data set of the plan (prepared on first use), then the paper's rows."""
-    from harness.data.prepare import load_dataset
-    from harness.data.stats import stats_row
     from harness.tables.build import PAPER_DIR
+    from protocol.data.prepare import load_dataset
+    from protocol.data.stats import stats_row
 
     rows = []
     for name in plan.datasets:

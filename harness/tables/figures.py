@@ -17,8 +17,8 @@ import pandas as pd
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 
-from harness.errors import HarnessError
-from harness.fileio import atomic_path
+from protocol.errors import HarnessError
+from protocol.fileio import atomic_path
 
 DPI = 300
 SINGLE, DOUBLE = 3.3, 6.8  # column widths in inches

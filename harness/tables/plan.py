@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.config import CONFIG_DIR, DEFAULT_PROFILE, config_names, load_group, load_yaml
-from harness.errors import HarnessError
+from protocol.config import CONFIG_DIR, DEFAULT_PROFILE, config_names, load_group, load_yaml
+from protocol.errors import HarnessError
 
 GROUPS = ("overall", "tail")
 METRICS = ("HR@10", "NDCG@10")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from harness.errors import HarnessError
+from protocol.errors import HarnessError
 
 NA = {"md": "–", "tex": "--"}
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.config import load_profile, results_dir
-from harness.fileio import atomic_path
-from harness.provenance import git_commit
 from harness.tables.build import Built
 from harness.tables.plan import Plan
+from protocol.config import load_profile, results_dir
+from protocol.fileio import atomic_path
+from protocol.provenance import git_commit
 
 COLUMNS = ["table", "profile", "model", "extractor", "variant", "dataset", "group", "metric", "value", "n",
            "ci_low", "ci_high", "baseline", "t_stat", "p_ttest", "p_wilcoxon", "p_holm", "holm_m", "marked",

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import HarnessError
-from harness.fileio import atomic_dir, changed_files, file_sha256, read_json, write_json
+from protocol.errors import HarnessError
+from protocol.fileio import atomic_dir, changed_files, file_sha256, read_json, write_json
 
 FILES = ("image_feat.npy", "text_feat.npy", "meta.json")
 ARRAYS = FILES[:2]  # their sha256 are in meta.json ("files"): a load notices rows edited or reordered

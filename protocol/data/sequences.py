@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.errors import HarnessError
-from harness.fileio import unreadable
+from protocol.errors import HarnessError
+from protocol.fileio import unreadable
 
 
 def read_sequences_source(folder: Path) -> tuple[list[str], list[list[str]], pd.DataFrame]:
@@ -42,6 +42,8 @@ def read_sequences_source(folder: Path) -> tuple[list[str], list[list[str]], pd.
     items = items.drop(columns=[c for c in items.columns if c.endswith("_id") and c != "item_id"])
     # image_url (the Sports file) is the 2014 meta's imUrl: the item table's `image` column.
     items = items.rename(columns={"item_id": "raw_id", "image_url": "image"})
+    if "image" in items.columns:
+        items["image"] = items["image"].map(lambda value: _image_path(value, folder))
     if "title" in items.columns:
         # The 2014 metadata keeps HTML entities in titles ("S&amp;W"); prompts and renders want the text.
         items["title"] = items["title"].map(html.unescape)
@@ -51,6 +53,15 @@ def read_sequences_source(folder: Path) -> tuple[list[str], list[list[str]], pd.
             lambda s: [p.split(" > ") for p in s.split(" | ")] if s else []
         )
     return users, histories, items
+
+
+def _image_path(value: str, folder: Path) -> str:
+    """An item's image as items.csv stores it: a URL (what `data images` fetches) or an absolute
+    path as given; a relative path is relative to the source folder, but the extractors read
+    items.csv's paths relative to the prepared directory, so it is stored absolute."""
+    if not value or "://" in value or Path(value).expanduser().is_absolute():
+        return str(Path(value).expanduser()) if value.startswith("~") else value
+    return str(folder.resolve() / value)
 
 
 def read_items_table(path: Path) -> pd.DataFrame:

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.data.sequences import read_sequences_source
-from harness.fileio import atomic_dir
+from protocol.data.sequences import read_sequences_source
+from protocol.fileio import atomic_dir
 
 
 def select_users(histories: list[list[str]], n_users: int, seed: int) -> list[int]:

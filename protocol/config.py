@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import yaml
 
-from harness.errors import HarnessError, did_you_mean
+from protocol.errors import HarnessError, did_you_mean
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -44,18 +44,89 @@ def load_yaml(path: Path) -> dict:
         raise HarnessError(f"{path} is not valid YAML ({err}); fix the file.") from None
 
 
+# Config groups an installed package may add to: group -> entry point group. An entry point's
+# name is the config's name, its value "pkg.module:attribute" names the path (str or Path) of a
+# YAML file with the group's keys; a relative path is relative to that module's folder.
+PLUGIN_GROUPS = {"datasets": "sda_harness.datasets"}
+
+
+def _plugin_entry_points(group: str) -> dict[str, list]:
+    """{name: [entry points]} of the packages that add configs to `group` (nothing imported yet)."""
+    if group not in PLUGIN_GROUPS:
+        return {}
+    from importlib.metadata import entry_points
+
+    found: dict[str, list] = {}
+    for ep in entry_points(group=PLUGIN_GROUPS[group]):
+        if all(other.value != ep.value for other in found.get(ep.name, [])):  # one package seen twice
+            found.setdefault(ep.name, []).append(ep)
+    return found
+
+
+def _origin(ep) -> str:
+    dist = getattr(ep, "dist", None)
+    package = f"package {dist.name} {dist.version}" if dist else "an installed package"
+    return f"{package} (entry point {ep.group}: {ep.name} = {ep.value})"
+
+
+def _plugin_file(ep) -> Path:
+    """The YAML file an entry point names, checked: importable, a path, an existing file."""
+    import importlib
+
+    try:
+        value = ep.load()
+        module_file = getattr(importlib.import_module(ep.module), "__file__", None)
+    except Exception as err:  # a plugin's import may fail in any way: name it, never crash
+        raise HarnessError(f"{_origin(ep)} cannot be loaded ({type(err).__name__}: {err}); "
+                           "fix or reinstall that package.") from None
+    if not isinstance(value, (str, Path)):
+        raise HarnessError(f"{_origin(ep)} is a {type(value).__name__}, not the path of a YAML file; "
+                           "point it at a str or Path.")
+    path = Path(value).expanduser()
+    if not path.is_absolute() and module_file:
+        path = Path(module_file).parent / path
+    if not path.is_file():
+        raise HarnessError(f"{_origin(ep)} names {path}, which is not a file; ship the YAML file in "
+                           "the package or fix the path.")
+    return path
+
+
 def config_names(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+    """configs/<group>/*.yaml and, for PLUGIN_GROUPS, the names installed packages register."""
+    return sorted({p.stem for p in (CONFIG_DIR / group).glob("*.yaml")} | set(_plugin_entry_points(group)))
 
 
-def load_group(group: str, name: str) -> dict:
-    """configs/<group>/<name>.yaml, with a "did you mean" error for unknown names."""
-    path = CONFIG_DIR / group / f"{name}.yaml"
-    if not path.exists():
+def config_origin(group: str, name: str) -> str:
+    """Where config `name` comes from: its file in the repository or the package that ships it."""
+    plugins = _plugin_entry_points(group).get(name)
+    return _origin(plugins[0]) if plugins else f"configs/{group}/{name}.yaml"
+
+
+def config_path(group: str, name: str) -> Path:
+    """The YAML file of config `name`: configs/<group>/<name>.yaml or a plugin's file. A name that
+    both the repository and a package (or two packages) define is refused: neither may shadow."""
+    built_in = CONFIG_DIR / group / f"{name}.yaml"
+    plugins = _plugin_entry_points(group).get(name, [])
+    if plugins and (built_in.exists() or len(plugins) > 1):
+        first = f"configs/{group}/{name}.yaml" if built_in.exists() else _origin(plugins.pop(0))
+        raise HarnessError(f"{group.rstrip('s')} '{name}' is defined twice: by {first} and by "
+                           f"{_origin(plugins[0])}; rename the entry point in that package.")
+    if plugins:
+        return _plugin_file(plugins[0])
+    if not built_in.exists():
         known = config_names(group)
         raise HarnessError(f"unknown {group.rstrip('s')} '{name}'.{did_you_mean(name, known, 0.5)} "
                            f"Known: {', '.join(known)}.")
-    return load_yaml(path)
+    return built_in
+
+
+def load_group(group: str, name: str) -> dict:
+    """The config `name` of `group` (config_path), with a "did you mean" error for unknown names."""
+    path = config_path(group, name)
+    raw = load_yaml(path)
+    if not isinstance(raw, dict):
+        raise HarnessError(f"{path} holds a {type(raw).__name__}, not a mapping of settings; fix the file.")
+    return raw
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:

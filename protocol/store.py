@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.config import results_dir
-from harness.errors import HarnessError
-from harness.fileio import atomic_path, changed_files, file_sha256, read_json, unreadable, write_json
+from protocol.config import results_dir
+from protocol.errors import HarnessError
+from protocol.fileio import atomic_path, changed_files, file_sha256, read_json, unreadable, write_json
 
 IDENTITY = ("run_key", "model", "extractor", "dataset", "profile", "data_hash", "feature_key", "seed")
 METRIC_COLUMNS = (*IDENTITY, "split", "protocol", "group", "metric", "k", "value", "n")
@@ -55,7 +55,7 @@ class ResultStore:
         return {p.parent.name for p in (self.root / "runs").glob("*/manifest.json")}
 
     def write_run(self, run_key: str, identity: dict, evaluations: dict, manifest: dict) -> Path:
-        """`evaluations` maps (split, protocol) -> harness.evaluate.Evaluation."""
+        """`evaluations` maps (split, protocol) -> protocol.evaluate.Evaluation."""
         out = self.run_dir(run_key)
         rows, per_user = [], []
         for (split, protocol), ev in evaluations.items():

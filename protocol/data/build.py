@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.data.negatives import sample_negatives
-from harness.errors import HarnessError
-from harness.fileio import atomic_dir, combined_sha256, file_sha256, write_json
+from protocol.data.negatives import sample_negatives
+from protocol.errors import HarnessError
+from protocol.fileio import atomic_dir, combined_sha256, file_sha256, write_json
 
 CONTENT_FILES = ("items.csv", "users.csv", "interactions.csv",
                  "negatives_valid.npy", "negatives_test.npy")

@@ -16,13 +16,14 @@ import gzip
 import json
 import re
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
-from harness.errors import HarnessError, did_you_mean
-from harness.fileio import file_sha256
+from protocol.errors import HarnessError, did_you_mean
+from protocol.fileio import file_sha256
 
 # The per-category files of the 2014 release (McAuley et al.), as spelled in their file names.
 CATEGORIES = (
@@ -40,6 +41,23 @@ NAME_PATTERNS = {
     "meta": re.compile(r"^meta_(?P<cat>.+?)\.json(?:\.gz)?$"),
 }
 DOWNLOAD_HINT = "download it from the Amazon 2014 release (jmcauley.ucsd.edu/data/amazon)"
+
+
+@dataclass(frozen=True)
+class Release:
+    """What differs between the Amazon releases' files: the config's source name, the
+    categories, how file names declare them, which interaction files exist, where to download."""
+    source: str
+    label: str
+    categories: tuple[str, ...]
+    patterns: dict[str, re.Pattern]
+    kinds: tuple[str, ...]  # the interaction files a config may name (exactly one is used)
+    meta_example: str
+    download_hint: str
+
+
+RELEASE_2014 = Release("amazon", "Amazon 2014", CATEGORIES, NAME_PATTERNS, ("reviews", "ratings"),
+                       "meta_<Category>.json.gz", DOWNLOAD_HINT)
 REVIEW_KEYS = ("reviewerID", "asin", "unixReviewTime")
 # Meta fields -> item-table columns (DESIGN contract 1); `related` (also-bought lists) is bulky
 # and unused, so it is dropped from the stored record too.
@@ -51,40 +69,42 @@ DROPPED_META_FIELDS = ("related",)
 RELATED_FIELD = re.compile(r"'related': \{[^{}]*\}(?:, )?")
 
 
-def _category(kind: str, path: Path) -> str | None:
+def _category(kind: str, path: Path, release: Release = RELEASE_2014) -> str | None:
     """The category a file's name declares; an unknown one is refused with the closest known."""
-    match = NAME_PATTERNS[kind].match(path.name)
+    match = release.patterns[kind].match(path.name)
     if not match:
         return None
     cat = match["cat"]
-    if cat not in CATEGORIES:
-        raise HarnessError(f"{kind} file {path.name} names unknown Amazon 2014 category '{cat}'."
-                           f"{did_you_mean(cat, CATEGORIES)} Known: {', '.join(CATEGORIES)}.")
+    if cat not in release.categories:
+        raise HarnessError(f"{kind} file {path.name} names unknown {release.label} category '{cat}'."
+                           f"{did_you_mean(cat, release.categories)} Known: {', '.join(release.categories)}.")
     return cat
 
 
-def _source_files(spec) -> dict[str, Path]:
-    """{'reviews' or 'ratings': path, 'meta': path}, checked for names, agreement and existence."""
-    if bool(spec.reviews) == bool(spec.ratings):
-        raise HarnessError(f"data set '{spec.name}' (source amazon) needs exactly one of reviews=... or "
-                           "ratings=...; set one in its config and leave the other empty.")
+def source_files(spec, release: Release = RELEASE_2014) -> dict[str, Path]:
+    """{interaction kind: path, 'meta': path}, checked for names, agreement and existence."""
+    given = [k for k in ("reviews", "ratings") if getattr(spec, k)]
+    if len(given) != 1 or given[0] not in release.kinds:
+        settings = " or ".join(f"{k}=..." for k in release.kinds)
+        raise HarnessError(f"data set '{spec.name}' (source {release.source}) needs exactly one of {settings}; "
+                           "set it in its config and leave the other files empty.")
     if not spec.meta:
-        raise HarnessError(f"data set '{spec.name}' (source amazon) has no meta file; set "
-                           "meta=meta_<Category>.json.gz in its config.")
-    kind = "reviews" if spec.reviews else "ratings"
-    files = {kind: spec.resolve(spec.reviews or spec.ratings), "meta": spec.resolve(spec.meta)}
-    categories = {k: _category(k, p) for k, p in files.items()}
+        raise HarnessError(f"data set '{spec.name}' (source {release.source}) has no meta file; set "
+                           f"meta={release.meta_example} in its config.")
+    kind = given[0]
+    files = {kind: spec.resolve(getattr(spec, kind)), "meta": spec.resolve(spec.meta)}
+    categories = {k: _category(k, p, release) for k, p in files.items()}
     if None not in categories.values() and len(set(categories.values())) > 1:
         raise HarnessError(f"the {kind} file is {categories[kind]} but the meta file is "
                            f"{categories['meta']}; use the meta file of the same category.")
     for k, path in files.items():
         if not path.is_file():
             raise HarnessError(f"{k} file {path.name} is missing: expected at {path}; "
-                               f"{DOWNLOAD_HINT} or fix the {k} path of data set '{spec.name}'.")
+                               f"{release.download_hint} or fix the {k} path of data set '{spec.name}'.")
     return files
 
 
-def _numbered_lines(path: Path):
+def _numbered_lines(path: Path, hint: str = DOWNLOAD_HINT):
     """(line number, line) for the non-blank lines of a gzip or plain text file."""
     path = Path(path)
     with open(path, "rb") as probe:
@@ -101,22 +121,23 @@ def _numbered_lines(path: Path):
     except (EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError) as err:
         # EOFError: a download cut short; BadGzipFile/zlib.error: damaged bytes.
         raise HarnessError(f"{path}: cannot read line {line_no + 1} ({type(err).__name__}: {err}); "
-                           f"the file is truncated or corrupt: {DOWNLOAD_HINT} again.") from None
+                           f"the file is truncated or corrupt: {hint} again.") from None
 
 
-def read_reviews(path: Path) -> pd.DataFrame:
-    """JSON-lines reviews -> DataFrame[user, item, time] in file order."""
+def read_reviews(path: Path, keys: tuple[str, str, str] = REVIEW_KEYS, hint: str = DOWNLOAD_HINT) -> pd.DataFrame:
+    """JSON-lines reviews -> DataFrame[user, item, time] in file order; `keys`: the review's
+    fields holding the user, the item and the (integer) time."""
     users, items, times = [], [], []
-    for line_no, line in _numbered_lines(path):
+    for line_no, line in _numbered_lines(path, hint):
         try:
             review = json.loads(line)
-            user, item, time = (review[k] for k in REVIEW_KEYS)
+            user, item, time = (review[k] for k in keys)
             times.append(int(time))
         except json.JSONDecodeError as err:
             raise HarnessError(f"{path}:{line_no}: not a JSON line ({err.msg}, column {err.colno}); "
                                "reviews files hold one JSON object a line: fix or re-download it.") from None
         except (KeyError, TypeError, ValueError, OverflowError):
-            raise HarnessError(f"{path}:{line_no}: a review needs {', '.join(REVIEW_KEYS)} "
+            raise HarnessError(f"{path}:{line_no}: a review needs {', '.join(keys)} "
                                "(an integer time); fix the line or use the original file.") from None
         users.append(user)
         items.append(item)
@@ -162,29 +183,45 @@ def _meta_literal(line: str):
     return ast.literal_eval(line)
 
 
+def meta_records(path: Path, parse, form: str, key: str, hint: str = DOWNLOAD_HINT):
+    """The dict record of each meta line, parsed by `parse` (`form` names the line format in
+    errors); a line that does not parse, or has no `key` string, is refused with file:line."""
+    for line_no, line in _numbered_lines(path, hint):
+        try:
+            record = parse(line)
+        except (ValueError, SyntaxError, MemoryError, RecursionError) as err:  # JSONDecodeError too
+            raise HarnessError(f"{path}:{line_no}: not a {form} record ({type(err).__name__}); "
+                               f"meta lines look like {{{key!r}: '...', 'title': '...'}}: fix or "
+                               "re-download the file.") from None
+        if not isinstance(record, dict) or not isinstance(record.get(key), str):
+            raise HarnessError(f"{path}:{line_no}: a meta record must be a dict with a '{key}' string; "
+                               "fix the line or use the original file.")
+        yield record
+
+
 def read_meta(path: Path) -> pd.DataFrame:
     """Python-literal meta lines -> the item table (raw_id, title, ..., image, meta)."""
     rows = []
-    for line_no, line in _numbered_lines(path):
-        try:
-            record = _meta_literal(line)
-        except (ValueError, SyntaxError, MemoryError, RecursionError) as err:
-            raise HarnessError(f"{path}:{line_no}: not a Python-literal record ({type(err).__name__}); "
-                               "meta lines look like {'asin': '...', 'title': '...'}: fix or "
-                               "re-download the file.") from None
-        if not isinstance(record, dict) or not isinstance(record.get("asin"), str):
-            raise HarnessError(f"{path}:{line_no}: a meta record must be a dict with an 'asin' string; "
-                               "fix the line or use the original file.")
+    for record in meta_records(path, _meta_literal, "Python-literal", "asin"):
         for field in DROPPED_META_FIELDS:
             record.pop(field, None)
         rows.append(_item_row(record))
     return pd.DataFrame(rows, columns=["raw_id", *META_COLUMNS.values(), "meta"])
 
 
-def read_amazon_source(spec) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str], str]:
-    """Raw interactions (user, item, time), the item table, {file name: sha256}, the meta path."""
-    files = _source_files(spec)
-    interactions = read_reviews(files["reviews"]) if "reviews" in files else read_ratings(files["ratings"])
-    items = read_meta(files["meta"])
+def read_source(spec, release: Release, read_interactions, read_items):
+    """Raw interactions (user, item, time), the item table, {file name: sha256}, the meta path;
+    `read_interactions(kind, path)` and `read_items(path)` read one release's formats."""
+    files = source_files(spec, release)
+    kind = next(k for k in files if k != "meta")
+    interactions = read_interactions(kind, files[kind])
+    items = read_items(files["meta"])
     hashes = {path.name: file_sha256(path) for path in files.values()}
     return interactions, items, hashes, str(files["meta"])
+
+
+def read_amazon_source(spec) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str], str]:
+    """The 2014 release: reviews (JSON) or ratings (CSV), and Python-literal meta."""
+    return read_source(spec, RELEASE_2014,
+                       lambda kind, path: read_reviews(path) if kind == "reviews" else read_ratings(path),
+                       read_meta)

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.config import artifacts_dir
-from harness.data.build import FORMAT_VERSION, build_dataset, is_dataset_dir
-from harness.data.dataset import Dataset
-from harness.data.recipes import apply_recipe
-from harness.data.sequences import read_sequences_source
-from harness.data.spec import DatasetSpec, dataset_spec
-from harness.errors import HarnessError
-from harness.fileio import check_output_folder, file_sha256, stable_key, unreadable
+from protocol.config import artifacts_dir
+from protocol.data.build import FORMAT_VERSION, build_dataset, is_dataset_dir
+from protocol.data.dataset import Dataset
+from protocol.data.recipes import apply_recipe
+from protocol.data.sequences import read_sequences_source
+from protocol.data.spec import RAW_SOURCES, DatasetSpec, dataset_spec
+from protocol.errors import HarnessError
+from protocol.fileio import check_output_folder, file_sha256, stable_key, unreadable
 
 
 def source_files(spec: DatasetSpec) -> list[Path]:
@@ -25,7 +25,7 @@ def source_files(spec: DatasetSpec) -> list[Path]:
     if spec.source == "sequences":
         folder = spec.resolve(spec.path)
         return [folder / "sequences.txt", folder / "items.tsv"]
-    if spec.source == "amazon":
+    if spec.source in RAW_SOURCES:
         return [spec.resolve(p) for p in (spec.reviews or spec.ratings, spec.meta) if p]
     return []
 
@@ -60,10 +60,14 @@ def _read_source(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, dict, s
         files = source_files(spec)
         return inter, items, {p.name: file_sha256(p) for p in files}, str(folder / "items.tsv")
     if spec.source == "amazon":
-        from harness.data.amazon import read_amazon_source
+        from protocol.data.amazon import read_amazon_source
 
         return read_amazon_source(spec)
-    raise HarnessError(f"unknown source '{spec.source}' in data set '{spec.name}'; use sequences or amazon.")
+    if spec.source == "amazon2023":
+        from protocol.data.amazon2023 import read_amazon2023_source
+
+        return read_amazon2023_source(spec)
+    raise HarnessError(f"unknown source '{spec.source}' in data set '{spec.name}'; use sequences, amazon or amazon2023.")
 
 
 def dataset_dir(spec: DatasetSpec) -> Path:
@@ -115,7 +119,7 @@ def prepare(spec: DatasetSpec, out_dir: Path | None = None, force: bool = False)
               f"interactions by recipe '{spec.recipe}' (min_count {spec.min_count}, min_user_len {spec.min_user_len}).")
     render = None
     if spec.images == "render":
-        from extractors.images import render_item_images as render
+        from protocol.data.render import render_item_images as render
     build_dataset(out_dir, inter, items, spec, hashes, items_where, render_images=render, rebuild=rebuild)
     return Dataset(out_dir, rebuild)
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from importlib import metadata
 
-from harness.config import REPO_ROOT
+from protocol.config import REPO_ROOT
 
 PACKAGES = ("torch", "numpy", "pandas", "scipy", "transformers", "peft", "scikit-learn",
             "sentence-transformers", "ray")

@@ -25,8 +25,8 @@ from urllib.parse import urlparse
 import pandas as pd
 from tqdm import tqdm
 
-from harness.errors import HarnessError
-from harness.fileio import atomic_path, write_json
+from protocol.errors import HarnessError
+from protocol.fileio import atomic_path, write_json
 
 IMAGE_DIR = "images"
 REPORT_CSV, REPORT_JSON = "images_report.csv", "images_report.json"

@@ -21,8 +21,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from harness.errors import HarnessError
-from harness.fileio import atomic_path, check_output_folder
+from protocol.errors import HarnessError
+from protocol.fileio import atomic_path, check_output_folder
 
 FORMATS = ("mmrec", "recbole")
 SPLITS = ("train", "valid", "test")
@@ -54,7 +54,7 @@ def export_mmrec(dataset, out: Path, features: Path | None = None, force: bool =
         raise HarnessError("MMRec's multimodal models load image_feat.npy and text_feat.npy named in the "
                            "exported YAML: pass --features FOLDER, a feature set of this data set "
                            "(`python -m harness extract --extractor base --dataset NAME` prints its folder).")
-    from extractors.featureset import FeatureSet
+    from protocol.featureset import FeatureSet
 
     FeatureSet.load(features, dataset)  # refuses a feature set made for another data set
     check_out(out, "mmrec", dataset.name, force)

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from harness.data.build import CONTENT_FILES, FORMAT_VERSION, tail_items
-from harness.errors import HarnessError
-from harness.fileio import changed_files, files_sha256, read_json, stable_key, unreadable
+from protocol.data.build import CONTENT_FILES, FORMAT_VERSION, tail_items
+from protocol.errors import HarnessError
+from protocol.fileio import changed_files, files_sha256, read_json, stable_key, unreadable
 
 SPLITS = ("valid", "test")
 
@@ -108,7 +108,7 @@ class Dataset:
         """Per item, its image as the extractors read it: the `image` value when it names a local
         file, else the file `data images` fetched into images/, else the value as it is (a URL or
         empty: the extractors count it as missing)."""
-        from harness.data.images import local_images
+        from protocol.data.images import local_images
 
         fetched = local_images(self.path)
         files = []
@@ -164,3 +164,16 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"Dataset({self.name!r}, users={self.n_users}, items={self.n_items}, path={self.path})"
+
+
+def first_category_path(categories) -> str:
+    """Amazon's categories are a list of paths; the prompt uses the first, joined with ", "."""
+    if isinstance(categories, str):
+        try:
+            categories = json.loads(categories)
+        except json.JSONDecodeError:
+            return categories  # already a plain label
+    if not categories:
+        return ""
+    first = categories[0]
+    return ", ".join(map(str, first)) if isinstance(first, (list, tuple)) else ", ".join(map(str, categories))

@@ -8,21 +8,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from harness.config import REPO_ROOT, at_least, build, load_group, profile_name, raw_dir
-from harness.data.recipes import RECIPES
-from harness.errors import HarnessError
-from harness.fileio import unreadable
+from protocol.config import (CONFIG_DIR, REPO_ROOT, at_least, build, config_names, config_path, load_group,
+                             profile_name, raw_dir)
+from protocol.data.recipes import RECIPES
+from protocol.errors import HarnessError
+from protocol.fileio import unreadable
+
+
+# Sources read from downloaded raw files: their relative paths are under HARNESS_RAW.
+RAW_SOURCES = ("amazon", "amazon2023")
 
 
 @dataclass
 class DatasetSpec:
     name: str
     domain: str = "item"  # the word in the extractors' prompts ("The beauty item has ...")
-    source: str = field(default="sequences", metadata={"rule": ("sequences", "amazon")})  # P5-style folder | raw 2014 files
+    # P5-style folder | raw 2014 files | raw 2023 files
+    source: str = field(default="sequences", metadata={"rule": ("sequences", *RAW_SOURCES)})
     path: str = ""  # sequences: folder with sequences.txt + items.tsv
-    reviews: str = ""  # amazon: reviews_<Cat>.json.gz or the 5-core reviews file
+    reviews: str = ""  # amazon: reviews_<Cat>.json.gz or the 5-core file; amazon2023: <Cat>.jsonl.gz
     ratings: str = ""  # amazon: ratings_<Cat>.csv (user,item,rating,time; no header)
-    meta: str = ""  # amazon: meta_<Cat>.json.gz (Python-literal lines)
+    meta: str = ""  # amazon: meta_<Cat>.json.gz (Python-literal lines); amazon2023: meta_<Cat>.jsonl.gz
     image_features: str = ""  # amazon: image_features_<Cat>.b (optional)
     # llmemb (single pass, the paper's) | kcore (iterative) | none
     recipe: str = field(default="llmemb", metadata={"rule": RECIPES})
@@ -53,7 +59,7 @@ class DatasetSpec:
         """A path of this config: relative ones are under the raw folder (HARNESS_RAW, default
         raw/ in the checkout) for raw Amazon files, else under the repository root (bundled data)."""
         path = Path(value).expanduser()
-        return path if path.is_absolute() else (raw_dir() if self.source == "amazon" else REPO_ROOT) / path
+        return path if path.is_absolute() else (raw_dir() if self.source in RAW_SOURCES else REPO_ROOT) / path
 
     def recipe_settings(self) -> dict:
         """The settings that change the prepared content (the dataset directory's key)."""
@@ -103,13 +109,23 @@ def folder_spec(folder: str, name: str | None = None, overrides: dict | None = N
 
 
 def _extractor_blocks(value) -> str | None:
-    """What `extractors:` of a data set config accepts: a mapping of extractor names to mappings."""
-    from extractors.registry import EXTRACTORS
-
+    """What `extractors:` of a data set config accepts: a mapping of configured extractor names
+    (configs/extractors/) to mappings of their settings."""
+    known = config_names("extractors")
     if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
         return "a mapping of extractor names to settings, e.g. {sda: {steps: 2000}}"
-    unknown = [k for k in value if k not in EXTRACTORS.names()]
-    return f"extractor names ({', '.join(EXTRACTORS.names())}), not {unknown[0]}" if unknown else None
+    unknown = [k for k in value if k not in known]
+    return f"names of configured extractors ({', '.join(known)}), not '{unknown[0]}'" if unknown else None
+
+
+def _plugin_paths(values: dict, where: Path) -> dict:
+    """A plugin's config ships beside its data: its relative sequences `path` is relative to the
+    YAML file's folder (the repository's own configs are relative to the checkout). Raw files
+    (reviews, meta) are downloads, under HARNESS_RAW for every config (DatasetSpec.resolve)."""
+    path = values.get("path")
+    if where.parent == CONFIG_DIR / "datasets" or not isinstance(path, str) or not path:
+        return values
+    return {**values, "path": str(where.parent / Path(path).expanduser())}
 
 
 def dataset_spec(name: str, profile: str | None = None, overrides: dict | None = None) -> DatasetSpec:
@@ -120,14 +136,17 @@ def dataset_spec(name: str, profile: str | None = None, overrides: dict | None =
     if "/" in name:
         raise HarnessError(f"{name} is not a folder with sequences.txt and items.tsv, nor a prepared data set.")
     raw = load_group("datasets", name)
+    where = config_path("datasets", name)
+    shown = f"configs/datasets/{name}.yaml" if where.parent == CONFIG_DIR / "datasets" else str(where)
     profile = profile_name(profile)
     per_profile = raw.pop("profiles", {}) or {}
     if per_profile and profile not in per_profile:
         raise HarnessError(
             f"data set '{name}' has no source for profile '{profile}'; "
-            f"use one of {sorted(per_profile)} or add it to configs/datasets/{name}.yaml."
+            f"use one of {sorted(per_profile)} or add it to {shown}."
         )
-    values = {**raw, **per_profile.get(profile, {}), **(overrides or {}), "name": name}
-    spec = build(DatasetSpec, values, f"configs/datasets/{name}.yaml")
+    values = _plugin_paths({**raw, **per_profile.get(profile, {})}, where)
+    values = {**values, **(overrides or {}), "name": name}
+    spec = build(DatasetSpec, values, shown)
     spec.prepare_args = ("--dataset", name, "--profile", profile, *_override_words(overrides))
     return spec

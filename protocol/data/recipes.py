@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness.errors import HarnessError
+from protocol.errors import HarnessError
 
 RECIPES = ("llmemb", "kcore", "none")
 

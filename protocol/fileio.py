@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.errors import HarnessError
+from protocol.errors import HarnessError
 
 STALE_AFTER_SECONDS = 60  # an unlocked temporary younger than this may belong to a writer just starting
 

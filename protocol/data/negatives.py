@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.errors import HarnessError
+from protocol.errors import HarnessError
 
 
 def sample_negatives(histories: list[np.ndarray], n_items: int, n: int,
