@@ -49,7 +49,7 @@ class RunSpec:
         if model_cfg.get("train", {}).get("max_epochs") == 0:
             train["max_epochs"] = 0  # nothing to train, whatever the profile says
         check_modalities(groups["extractor"].get("modalities", "both"))  # before anything runs
-        settings = {k: v for k, v in groups["extractor"].items() if k != "modalities"}
+        settings = extraction_settings(groups["extractor"])
         if settings:  # e.g. extractor.experts=0: refused now, not once the data set is prepared
             from extractors.base import check_extractor_settings
 
@@ -109,14 +109,24 @@ def model_config(model: str) -> dict:
     return MODELS.get(model).source_config()
 
 
+def extraction_settings(extractor_values: dict) -> dict:
+    """The extractor's own settings among the `extractor.*` values: all but `modalities`, a view
+    of the feature set that the model takes (the extraction is the same)."""
+    return {k: v for k, v in extractor_values.items() if k != "modalities"}
+
+
+def table_extraction_settings(overrides) -> dict:
+    """extraction_settings of a table job's key=value overrides (`extractor.x` -> x)."""
+    return extraction_settings(split_overrides(dict(overrides), ("extractor",))["extractor"])
+
+
 def load_features_for(spec: RunSpec, dataset, model_cls):
     """The feature set the model needs, extracted on first use; None for ID-only models."""
     if not model_cls.wants_features(spec.extractor):
         return None
     from extractors.store import load_or_extract
 
-    settings = {k: v for k, v in spec.extractor_settings.items() if k != "modalities"}
-    return load_or_extract(dataset, spec.extractor, spec.profile, settings)
+    return load_or_extract(dataset, spec.extractor, spec.profile, extraction_settings(spec.extractor_settings))
 
 
 def feature_key_of(features) -> str:

@@ -9,11 +9,11 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
+from test_data_raw import fails, out_dir  # noqa: F401 (a fixture): one line, nothing written, no temp folder
 
 from harness.cli import main as cli_main
 from protocol.data.prepare import prepare
 from protocol.data.spec import DatasetSpec
-from protocol.errors import HarnessError
 
 # (user, parent_asin, timestamp in ms). With min_count 2 (llmemb): P4 and P5 (1 review each) go,
 # so u4 goes; u2's second P1 is a repeat (dropped after the pass); u5 keeps P1, P2 only (2 < 3)
@@ -166,23 +166,6 @@ def test_cli_prepares_a_config_with_source_amazon2023(raw, tmp_path, monkeypatch
 
 
 # ---- bad input: one line naming the file (and line), nothing written --------------------------
-
-def fails(spec, out_dir, *fragments):
-    with pytest.raises(HarnessError) as info:
-        prepare(spec, out_dir=out_dir)
-    message = str(info.value)
-    for fragment in fragments:
-        assert fragment in message, message
-    assert "\n" not in message
-    assert not out_dir.exists()
-    return message
-
-
-@pytest.fixture()
-def out_dir(tmp_path):
-    (tmp_path / "out").mkdir()
-    return tmp_path / "out" / "ds"
-
 
 def test_bad_review_line_names_file_and_line(raw, out_dir):
     lines = review_lines()

@@ -322,7 +322,7 @@ class Builder:
         """One table row on one data set (a grid), after the inputs it needs."""
         from harness.costs.recommenders import epoch_flops, feature_dim
         from harness.grid import grid_axes
-        from harness.runner import RunSpec
+        from harness.runner import RunSpec, table_extraction_settings
         from recommenders import MODELS
 
         overrides = dict(table_job.overrides)
@@ -331,9 +331,7 @@ class Builder:
         wants = MODELS.get(model).wants_features(extractor)
         settings = {}
         if wants:
-            ext_overrides = {k.split(".", 1)[1]: v for k, v in overrides.items()
-                             if k.startswith("extractor.") and k != "extractor.modalities"}
-            settings = resolved_extractor(extractor, self.profile, ext_overrides, d)
+            settings = resolved_extractor(extractor, self.profile, table_extraction_settings(overrides), d)
             if extractor != "base":
                 images = self.images(d, after[0])
                 after += [] if images is None else [images]

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from harness.runner import table_extraction_settings
 from harness.tables.plan import METRIC_COLUMNS, Job, Plan
 from protocol.config import REPO_ROOT, results_dir
 from protocol.errors import HarnessError
@@ -107,14 +108,10 @@ def inputs_task(plan: Plan, jobs: list[Job], profile: str | None, log: str) -> E
     with contextlib.suppress(HarnessError):  # a folder data set has no config naming raw files
         spec = dataset_spec(jobs[0].dataset, profile)
         raw = [str(spec.resolve(spec.image_features))] if spec.image_features else []
-    processes = max(int(extractor_settings(j.extractor, profile, _extractor_overrides(j), j.dataset)
-                        .get("adapt_processes", 1)) for j in jobs)
+    processes = max(int(extractor_settings(j.extractor, profile, table_extraction_settings(j.overrides),
+                                           j.dataset).get("adapt_processes", 1)) for j in jobs)
     return Extraction(jobs, profile, log, str(artifacts_dir()), str(dataset.path), raw,
                       resources("inputs", profile, plan.resources, gpus_at_least=processes if processes > 1 else 0))
-
-
-def _extractor_overrides(job: Job) -> dict:
-    return {k.partition(".")[2]: v for k, v in job.overrides if k.startswith("extractor.")}
 
 
 @dataclass
@@ -150,7 +147,8 @@ def _reason(err: BaseException) -> str:
 
 
 def run_jobs(plan: Plan, jobs: list[Job], profile: str | None, executor: str = "local", workers: int = 1,
-             store: ResultStore | None = None, log=None, address: str | None = None) -> tuple[dict[Job, str], dict[Job, str]]:
+             store: ResultStore | None = None, log=None,
+             address: str | None = None) -> tuple[dict[Job, str], dict[Job, str]]:
     """Run every job's grid; returns ({job: winner run key}, {job: why it failed}).
 
     First the inputs are built and cached: data sets, feature sets, adapters (with several workers,
@@ -181,7 +179,7 @@ def run_jobs(plan: Plan, jobs: list[Job], profile: str | None, executor: str = "
         # always as jobs of their own, on the nodes with the resources they ask for (GPUs).
         groups = {}
         for job in jobs:
-            settings = json.dumps(_extractor_overrides(job), sort_keys=True, default=str)
+            settings = json.dumps(table_extraction_settings(job.overrides), sort_keys=True, default=str)
             groups.setdefault((job.dataset, job.extractor, settings), []).append(job)
         if log and (executor == "ray" or (workers > 1 and len(groups) > 1)):
             tasks = []
